@@ -1,0 +1,64 @@
+//! The admin API's routes; one module per resource, mirroring the URLs.
+
+mod apis;
+mod calls;
+mod codelists;
+mod health;
+mod subscriptions;
+mod systems;
+mod units;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+
+use crate::{AdminPlane, ApiError};
+
+/// Admin request bodies larger than this are refused.
+const MAX_BODY: usize = 1024 * 1024;
+
+pub fn router() -> Router<Arc<AdminPlane>> {
+    let api = Router::new()
+        .route("/units", get(units::list).post(units::create))
+        .route("/units/{code}", get(units::show))
+        .route("/systems", get(systems::list).post(systems::create))
+        .route("/systems/{id}", get(systems::show).patch(systems::update))
+        .route("/systems/{id}/secret", post(systems::rotate_secret))
+        .route("/apis", get(apis::list).post(apis::create))
+        .route("/apis/{id}", get(apis::show))
+        .route(
+            "/subscriptions",
+            get(subscriptions::list).post(subscriptions::create),
+        )
+        .route(
+            "/subscriptions/{id}",
+            get(subscriptions::show).delete(subscriptions::revoke),
+        )
+        .route("/calls", get(calls::list))
+        .route("/calls/{request_id}", get(calls::show))
+        .route("/codelists", get(codelists::list))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed);
+
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/healthz", get(health::alive))
+        .route("/readyz", get(health::ready))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such resource; the admin API lives under /api/v1")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this resource does not take that method",
+    )
+}

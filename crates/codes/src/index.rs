@@ -1,0 +1,224 @@
+//! Code lists in memory: every read is answered from here.
+
+use std::collections::{BTreeMap, HashMap};
+
+use lgsp_store::{CodeItemRow, CodeListRow, CodeMappingRow, CodeVersionRow, Store, StoreError};
+use serde::Serialize;
+use time::Date;
+
+use crate::fold::fold;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Item {
+    pub code: String,
+    pub name: String,
+    pub parent_code: Option<String>,
+    pub level: i64,
+    pub attributes: serde_json::Map<String, serde_json::Value>,
+}
+
+/// One version of a list with its lookups.
+#[derive(Debug)]
+pub struct VersionIndex {
+    pub row: CodeVersionRow,
+    pub valid_from: Option<Date>,
+    pub valid_to: Option<Date>,
+    pub items: Vec<Item>,
+    by_code: HashMap<String, usize>,
+    children: HashMap<String, Vec<usize>>,
+    roots: Vec<usize>,
+    /// Folded name (and other spellings) of each item, for search.
+    folded: Vec<Vec<String>>,
+}
+
+#[derive(Debug)]
+pub struct ListIndex {
+    pub meta: CodeListRow,
+    /// Sorted by start of validity.
+    pub versions: Vec<VersionIndex>,
+    pub mappings: Vec<CodeMappingRow>,
+}
+
+/// All lists, keyed by id.
+#[derive(Debug, Default)]
+pub struct CodeLists {
+    pub lists: BTreeMap<String, ListIndex>,
+}
+
+impl CodeLists {
+    pub async fn load(store: &Store) -> Result<CodeLists, StoreError> {
+        let mut lists = BTreeMap::new();
+        let versions = store.code_versions().await?;
+        for meta in store.code_lists().await? {
+            let mut list = ListIndex {
+                mappings: store.code_mappings(&meta.id).await?,
+                meta,
+                versions: Vec::new(),
+            };
+            for row in versions.iter().filter(|v| v.list_id == list.meta.id) {
+                let items = store.code_items(&row.list_id, &row.version).await?;
+                list.versions.push(VersionIndex::build(row.clone(), items));
+            }
+            list.versions.sort_by_key(|v| v.valid_from);
+            lists.insert(list.meta.id.clone(), list);
+        }
+        Ok(CodeLists { lists })
+    }
+
+    pub fn list(&self, id: &str) -> Option<&ListIndex> {
+        self.lists.get(id)
+    }
+}
+
+impl ListIndex {
+    /// The version valid on `date`, if any.
+    pub fn version_at(&self, date: Date) -> Option<&VersionIndex> {
+        self.versions.iter().find(|v| {
+            v.valid_from.is_none_or(|from| from <= date) && v.valid_to.is_none_or(|to| date < to)
+        })
+    }
+}
+
+impl VersionIndex {
+    pub fn build(row: CodeVersionRow, rows: Vec<CodeItemRow>) -> VersionIndex {
+        let parse = |d: &Option<String>| d.as_deref().and_then(|d| Date::parse(d, DATE).ok());
+        let mut index = VersionIndex {
+            valid_from: parse(&row.valid_from),
+            valid_to: parse(&row.valid_to),
+            row,
+            items: Vec::with_capacity(rows.len()),
+            by_code: HashMap::with_capacity(rows.len()),
+            children: HashMap::new(),
+            roots: Vec::new(),
+            folded: Vec::with_capacity(rows.len()),
+        };
+        for r in rows {
+            let attributes = match serde_json::from_str(&r.attributes) {
+                Ok(serde_json::Value::Object(map)) => map,
+                _ => serde_json::Map::new(),
+            };
+            let mut folded = vec![fold(&r.name)];
+            if let Some(serde_json::Value::Array(others)) = attributes.get("other_spellings") {
+                folded.extend(others.iter().filter_map(|v| v.as_str()).map(fold));
+            }
+            let i = index.items.len();
+            index.by_code.insert(r.code.clone(), i);
+            match &r.parent_code {
+                Some(p) => index.children.entry(p.clone()).or_default().push(i),
+                None => index.roots.push(i),
+            }
+            index.folded.push(folded);
+            index.items.push(Item {
+                code: r.code,
+                name: r.name,
+                parent_code: r.parent_code,
+                level: r.level,
+                attributes,
+            });
+        }
+        index
+    }
+
+    pub fn item(&self, code: &str) -> Option<&Item> {
+        self.by_code.get(code).map(|&i| &self.items[i])
+    }
+
+    /// Items under `parent` (`None` = the top level), in code order.
+    pub fn children(&self, parent: Option<&str>) -> impl Iterator<Item = &Item> {
+        let indexes = match parent {
+            Some(p) => self.children.get(p).map(Vec::as_slice).unwrap_or_default(),
+            None => &self.roots,
+        };
+        indexes.iter().map(|&i| &self.items[i])
+    }
+
+    /// The chain from the top level down to the item's parent.
+    pub fn ancestors(&self, item: &Item) -> Vec<&Item> {
+        let mut chain = Vec::new();
+        let mut next = item.parent_code.as_deref();
+        while let Some(code) = next {
+            let Some(parent) = self.item(code) else { break };
+            if chain.len() > 16 {
+                break;
+            }
+            chain.push(parent);
+            next = parent.parent_code.as_deref();
+        }
+        chain.reverse();
+        chain
+    }
+
+    /// Diacritic-insensitive search, best matches first: whole name, then
+    /// name start, then a word start, then anywhere; all words of the query
+    /// must appear. Among equals, a match with the same diacritics as the
+    /// query wins, then the shorter name.
+    pub fn search(&self, query: &str, limit: usize) -> Vec<&Item> {
+        let q = fold(query);
+        if q.is_empty() {
+            return Vec::new();
+        }
+        let words: Vec<&str> = q.split(' ').collect();
+        let exact_lower = query.trim().to_lowercase();
+        let word_start = format!(" {q}");
+
+        let mut hits: Vec<(u8, bool, usize, usize)> = Vec::new();
+        for (i, names) in self.folded.iter().enumerate() {
+            let item = &self.items[i];
+            let kind = item
+                .attributes
+                .get("type")
+                .and_then(|t| t.as_str())
+                .map(fold);
+            let best = names
+                .iter()
+                .filter_map(|name| {
+                    let core = kind
+                        .as_deref()
+                        .and_then(|k| name.strip_prefix(k)?.strip_prefix(' '))
+                        .unwrap_or(name);
+                    rank(name, core, &q, &word_start, &words)
+                })
+                .min();
+            if let Some(score) = best {
+                let same_marks = item.name.to_lowercase().contains(&exact_lower);
+                hits.push((score, !same_marks, item.name.chars().count(), i));
+            }
+        }
+        hits.sort_unstable();
+        hits.into_iter()
+            .take(limit)
+            .map(|(.., i)| &self.items[i])
+            .collect()
+    }
+}
+
+fn rank(name: &str, core: &str, q: &str, word_start: &str, words: &[&str]) -> Option<u8> {
+    if core == q || name == q {
+        Some(0)
+    } else if core.starts_with(q) || name.starts_with(q) {
+        Some(1)
+    } else if name.contains(word_start) {
+        Some(2)
+    } else if name.contains(q) {
+        Some(3)
+    } else if words
+        .iter()
+        .all(|w| name.split(' ').any(|n| n.starts_with(w)))
+    {
+        Some(4)
+    } else {
+        None
+    }
+}
+
+const DATE: &[time::format_description::FormatItem<'static>] =
+    time::macros::format_description!("[year]-[month]-[day]");
+
+/// Parses an ISO date (`2025-07-01`).
+pub fn parse_date(value: &str) -> Option<Date> {
+    Date::parse(value, DATE).ok()
+}
+
+pub fn format_date(date: Date) -> String {
+    date.format(DATE).expect("formatting a date")
+}

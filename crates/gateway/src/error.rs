@@ -1,0 +1,193 @@
+//! The errors a consumer can see, each with its HTTP status and its text in
+//! Vietnamese and English. REST APIs answer with a JSON body, SOAP APIs with
+//! a SOAP fault.
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, Response, StatusCode, header};
+use bytes::Bytes;
+use serde_json::json;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lang {
+    Vi,
+    En,
+}
+
+impl Lang {
+    /// Vietnamese unless the consumer prefers English.
+    pub fn from_headers(headers: &HeaderMap) -> Lang {
+        match headers
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok())
+        {
+            Some(v) if v.trim_start().to_ascii_lowercase().starts_with("en") => Lang::En,
+            _ => Lang::Vi,
+        }
+    }
+}
+
+/// Every error code of the data plane, listed once with its status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorCode {
+    InvalidRequest,
+    InvalidToken,
+    NotSubscribed,
+    UnknownApi,
+    PayloadTooLarge,
+    BadGateway,
+    GatewayTimeout,
+    CallLogUnavailable,
+}
+
+impl ErrorCode {
+    pub fn code(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::InvalidToken => "invalid_token",
+            ErrorCode::NotSubscribed => "not_subscribed",
+            ErrorCode::UnknownApi => "unknown_api",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::BadGateway => "bad_gateway",
+            ErrorCode::GatewayTimeout => "gateway_timeout",
+            ErrorCode::CallLogUnavailable => "call_log_unavailable",
+        }
+    }
+
+    pub fn status(self) -> StatusCode {
+        match self {
+            ErrorCode::InvalidRequest => StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidToken => StatusCode::UNAUTHORIZED,
+            ErrorCode::NotSubscribed => StatusCode::FORBIDDEN,
+            ErrorCode::UnknownApi => StatusCode::NOT_FOUND,
+            ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::BadGateway => StatusCode::BAD_GATEWAY,
+            ErrorCode::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
+            ErrorCode::CallLogUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+/// An error on its way to the consumer: code, status and a message in its language.
+#[derive(Debug)]
+pub struct Refusal {
+    pub code: &'static str,
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl Refusal {
+    pub fn new(code: ErrorCode, message: String) -> Refusal {
+        Refusal {
+            code: code.code(),
+            status: code.status(),
+            message,
+        }
+    }
+
+    pub fn into_response(self, request_id: &str, soap: Option<SoapVersion>) -> Response<Body> {
+        let (head, body) = self.into_parts(request_id, soap);
+        head.map(|()| Body::from(body))
+    }
+
+    /// The response head and its body, apart, so the body can be hashed first.
+    pub fn into_parts(self, request_id: &str, soap: Option<SoapVersion>) -> (Response<()>, Bytes) {
+        let (content_type, body) = match soap {
+            None => {
+                let body = json!({ "error": self.code, "message": self.message, "request_id": request_id });
+                ("application/json; charset=utf-8", body.to_string())
+            }
+            Some(version) => soap_fault(version, &self, request_id),
+        };
+        let mut response = Response::new(());
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        *response.status_mut() = self.status;
+        if self.status == StatusCode::UNAUTHORIZED {
+            let challenge = format!("Bearer error=\"{}\"", self.code);
+            if let Ok(v) = HeaderValue::from_str(&challenge) {
+                response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+            }
+        }
+        (response, Bytes::from(body))
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SoapVersion {
+    V11,
+    V12,
+}
+
+impl SoapVersion {
+    /// SOAP 1.2 requests come as `application/soap+xml`; anything else gets a 1.1 fault.
+    pub fn of(headers: &HeaderMap) -> SoapVersion {
+        match headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+        {
+            Some(ct) if ct.to_ascii_lowercase().starts_with("application/soap+xml") => {
+                SoapVersion::V12
+            }
+            _ => SoapVersion::V11,
+        }
+    }
+}
+
+fn soap_fault(version: SoapVersion, refusal: &Refusal, request_id: &str) -> (&'static str, String) {
+    let sender = refusal.status.is_client_error();
+    let message = xml_escape(&refusal.message);
+    let detail = format!(
+        "<lgsp:error xmlns:lgsp=\"urn:lgsp:error\"><lgsp:code>{}</lgsp:code>\
+         <lgsp:requestId>{}</lgsp:requestId></lgsp:error>",
+        refusal.code,
+        xml_escape(request_id)
+    );
+    let (body, content_type) = match version {
+        SoapVersion::V11 => (
+            format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
+                 <soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\"><soap:Body>\
+                 <soap:Fault><faultcode>soap:{}</faultcode><faultstring>{message}</faultstring>\
+                 <detail>{detail}</detail></soap:Fault></soap:Body></soap:Envelope>",
+                if sender { "Client" } else { "Server" }
+            ),
+            "text/xml; charset=utf-8",
+        ),
+        SoapVersion::V12 => (
+            format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
+                 <env:Envelope xmlns:env=\"http://www.w3.org/2003/05/soap-envelope\"><env:Body>\
+                 <env:Fault><env:Code><env:Value>env:{}</env:Value></env:Code>\
+                 <env:Reason><env:Text xml:lang=\"vi\">{message}</env:Text></env:Reason>\
+                 <env:Detail>{detail}</env:Detail></env:Fault></env:Body></env:Envelope>",
+                if sender { "Sender" } else { "Receiver" }
+            ),
+            "application/soap+xml; charset=utf-8",
+        ),
+    };
+    (content_type, body)
+}
+
+pub fn xml_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The message of each refusal, in the consumer's language.
+pub fn message(lang: Lang, vi: &str, en: &str) -> String {
+    match lang {
+        Lang::Vi => vi.to_owned(),
+        Lang::En => en.to_owned(),
+    }
+}

@@ -1,0 +1,507 @@
+//! The gateway's decision for one call: which API, who is calling, may they,
+//! then forward (or answer from the platform's own service) and record.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use bytes::Bytes;
+use lgsp_codes::Reply;
+use lgsp_evidence::BodyDigest;
+use lgsp_registry::{Protocol, Route};
+use uuid::Uuid;
+
+use crate::DataPlane;
+use crate::body::{PendingCall, RecordedBody, RequestSide};
+use crate::error::{ErrorCode, Lang, Refusal, SoapVersion, message};
+use crate::proxy::{Forward, downstream_headers, upstream_request, upstream_uri};
+
+/// Longest request path written to the call log.
+const MAX_LOGGED_PATH: usize = 2048;
+
+pub async fn gateway(
+    State(plane): State<Arc<DataPlane>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request<Body>,
+) -> Response<Body> {
+    let started = Instant::now();
+    let request_id = Uuid::now_v7().to_string();
+    let lang = Lang::from_headers(req.headers());
+    let path = req.uri().path();
+
+    let mut call = PendingCall {
+        request_id: request_id.clone(),
+        time_us: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_micros() as i64)
+            .unwrap_or(0),
+        started,
+        consumer: None,
+        api: None,
+        method: req.method().as_str().to_owned(),
+        path: truncate(path, MAX_LOGGED_PATH),
+        status: 0,
+        client_addr: peer.ip().to_string(),
+        request: RequestSide::Unread,
+        reason: None,
+    };
+
+    // 1. Which API does the path name?
+    let Some((context, version, rest)) = split_api_path(path) else {
+        let refusal = Refusal::new(
+            ErrorCode::UnknownApi,
+            message(
+                lang,
+                "Đường dẫn phải có dạng /{context}/{version}/…",
+                "The path must be /{context}/{version}/…",
+            ),
+        );
+        return refuse(&plane, call, refusal, None, "no_api_in_path").await;
+    };
+    call.api = Some(format!("{context}/{version}"));
+    if has_dot_segment(rest) {
+        let refusal = Refusal::new(
+            ErrorCode::InvalidRequest,
+            message(
+                lang,
+                "Đường dẫn không được chứa đoạn '.' hoặc '..'",
+                "The path must not contain '.' or '..' segments",
+            ),
+        );
+        return refuse(&plane, call, refusal, None, "dot_segment").await;
+    }
+    let snapshot = plane.registry.snapshot();
+    let Some(route) = snapshot.route(context, version).cloned() else {
+        let refusal = Refusal::new(
+            ErrorCode::UnknownApi,
+            message(
+                lang,
+                &format!("Không có API {context}/{version} trên nền tảng"),
+                &format!("There is no API {context}/{version} on this platform"),
+            ),
+        );
+        return refuse(&plane, call, refusal, None, "unknown_api").await;
+    };
+    let soap = (route.protocol == Protocol::Soap).then(|| SoapVersion::of(req.headers()));
+
+    // 2. Who is calling?
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim);
+    let Some(bearer) = bearer else {
+        let refusal = Refusal::new(
+            ErrorCode::InvalidToken,
+            message(
+                lang,
+                "Thiếu access token: gửi tiêu đề Authorization: Bearer <token> lấy từ POST /token",
+                "Missing access token: send Authorization: Bearer <token> obtained from POST /token",
+            ),
+        );
+        return refuse(&plane, call, refusal, soap, "missing_token").await;
+    };
+    let verified = match plane.tokens.verify(bearer) {
+        Ok(v) => v,
+        Err(e) => {
+            let refusal = Refusal::new(
+                ErrorCode::InvalidToken,
+                message(
+                    lang,
+                    &format!("Access token không hợp lệ: {}", token_error_vi(&e)),
+                    &format!("Invalid access token: {e}"),
+                ),
+            );
+            return refuse(&plane, call, refusal, soap, "invalid_token").await;
+        }
+    };
+    let system = match snapshot.system(&verified.system_id) {
+        Some(s) if s.enabled && s.generation == verified.generation => s.clone(),
+        Some(s) => {
+            call.consumer = Some(s.id.to_string());
+            let (vi, en, reason) = if !s.enabled {
+                (
+                    "Hệ thống gọi đã bị vô hiệu hóa",
+                    "The calling system is disabled",
+                    "system_disabled",
+                )
+            } else {
+                (
+                    "Token được cấp trước khi đổi secret; hãy lấy token mới",
+                    "The token predates a secret rotation; get a new token",
+                    "secret_rotated",
+                )
+            };
+            let refusal = Refusal::new(ErrorCode::InvalidToken, message(lang, vi, en));
+            return refuse(&plane, call, refusal, soap, reason).await;
+        }
+        None => {
+            let refusal = Refusal::new(
+                ErrorCode::InvalidToken,
+                message(
+                    lang,
+                    "Token thuộc về một hệ thống không còn tồn tại",
+                    "The token belongs to a system that no longer exists",
+                ),
+            );
+            return refuse(&plane, call, refusal, soap, "unknown_system").await;
+        }
+    };
+    call.consumer = Some(system.id.to_string());
+
+    // 3. May it call this API?
+    if !route.shared_by_default && !snapshot.is_subscribed(&system.id, &route.api_id) {
+        let refusal = Refusal::new(
+            ErrorCode::NotSubscribed,
+            message(
+                lang,
+                &format!("Hệ thống chưa đăng ký sử dụng API {}", route.name),
+                &format!("The calling system has no subscription to {}", route.name),
+            ),
+        );
+        return refuse(&plane, call, refusal, soap, "not_subscribed").await;
+    }
+    drop(snapshot);
+    tracing::debug!(request_id = %call.request_id, consumer = %system.global_id, api = %route.name, "call allowed");
+
+    // 4. Serve it.
+    let rest = rest.to_owned();
+    if route.protocol == Protocol::Builtin {
+        return builtin(&plane, call, &route, req, &rest).await;
+    }
+    forward(
+        &plane,
+        call,
+        &route,
+        req,
+        &rest,
+        &system.global_id,
+        soap,
+        lang,
+    )
+    .await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn forward(
+    plane: &DataPlane,
+    mut call: PendingCall,
+    route: &Route,
+    req: Request<Body>,
+    rest: &str,
+    consumer_id: &str,
+    soap: Option<SoapVersion>,
+    lang: Lang,
+) -> Response<Body> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > plane.max_body) {
+        return refuse(
+            plane,
+            call,
+            too_large(lang, plane.max_body),
+            soap,
+            "body_too_large",
+        )
+        .await;
+    }
+    let Some(uri) = upstream_uri(&route.upstream, rest, req.uri().query()) else {
+        let refusal = Refusal::new(
+            ErrorCode::InvalidRequest,
+            message(lang, "Đường dẫn không hợp lệ", "Invalid path"),
+        );
+        return refuse(plane, call, refusal, soap, "bad_upstream_uri").await;
+    };
+
+    let request_id = call.request_id.clone();
+    let (upstream_req, meter) = upstream_request(
+        req,
+        Forward {
+            uri,
+            request_id: &request_id,
+            consumer_id,
+            client_ip: &call.client_addr,
+            limit: plane.max_body,
+        },
+    );
+    call.request = RequestSide::Metered(meter.clone());
+
+    let outcome = tokio::time::timeout(route.timeout, plane.upstream.request(upstream_req)).await;
+    let mut response = match outcome {
+        Ok(Ok(response)) => response,
+        Ok(Err(e)) if meter.exceeded() => {
+            tracing::debug!(error = ?e, "request body over the limit");
+            return refuse(
+                plane,
+                call,
+                too_large(lang, plane.max_body),
+                soap,
+                "body_too_large",
+            )
+            .await;
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(request_id = %request_id, api = %route.name, error = ?e, "upstream unreachable");
+            let refusal = Refusal::new(
+                ErrorCode::BadGateway,
+                message(
+                    lang,
+                    &format!(
+                        "Không kết nối được hệ thống cung cấp API {} (mã yêu cầu {request_id})",
+                        route.name
+                    ),
+                    &format!(
+                        "The provider of {} could not be reached (request id {request_id})",
+                        route.name
+                    ),
+                ),
+            );
+            return refuse(plane, call, refusal, soap, "upstream_unreachable").await;
+        }
+        Err(_) => {
+            tracing::warn!(request_id = %request_id, api = %route.name, timeout_ms = route.timeout.as_millis() as u64, "upstream timed out");
+            let refusal = Refusal::new(
+                ErrorCode::GatewayTimeout,
+                message(
+                    lang,
+                    &format!(
+                        "Hệ thống cung cấp API {} không trả lời trong {} ms (mã yêu cầu {request_id})",
+                        route.name,
+                        route.timeout.as_millis()
+                    ),
+                    &format!(
+                        "The provider of {} did not answer within {} ms (request id {request_id})",
+                        route.name,
+                        route.timeout.as_millis()
+                    ),
+                ),
+            );
+            return refuse(plane, call, refusal, soap, "upstream_timeout").await;
+        }
+    };
+
+    call.status = response.status().as_u16();
+    downstream_headers(&mut response, &request_id);
+    let (parts, body) = response.into_parts();
+    Response::from_parts(
+        parts,
+        Body::new(RecordedBody::new(body, call, plane.calls.clone())),
+    )
+}
+
+/// The platform's own services, behind the same checks and call log.
+async fn builtin(
+    plane: &DataPlane,
+    call: PendingCall,
+    route: &Route,
+    req: Request<Body>,
+    rest: &str,
+) -> Response<Body> {
+    let reply = match &*route.context {
+        "danhmuc" => {
+            let lists = plane.codes.load();
+            lgsp_codes::handle(
+                &lists,
+                req.method(),
+                rest.trim_start_matches('/'),
+                req.uri().query(),
+            )
+        }
+        _ => Reply::Error {
+            status: StatusCode::NOT_FOUND,
+            code: "unknown_api",
+            message: format!("{} has no built-in service", route.name),
+        },
+    };
+    match reply {
+        Reply::Json(bytes) => {
+            let head = req.method() == Method::HEAD;
+            respond(
+                plane,
+                call,
+                StatusCode::OK,
+                "application/json; charset=utf-8",
+                bytes,
+                head,
+            )
+            .await
+        }
+        Reply::Error {
+            status,
+            code,
+            message: text,
+        } => {
+            let refusal = Refusal {
+                code,
+                status,
+                message: text,
+            };
+            refuse(plane, call, refusal, None, code).await
+        }
+    }
+}
+
+/// Records a complete answer, then releases it.
+async fn respond(
+    plane: &DataPlane,
+    mut call: PendingCall,
+    status: StatusCode,
+    content_type: &'static str,
+    body: Bytes,
+    head_only: bool,
+) -> Response<Body> {
+    call.status = status.as_u16();
+    let (hash, bytes) = BodyDigest::of(&body);
+    let request_id = call.request_id.clone();
+    if let Err(e) = plane.calls.commit(call.finish(hash, bytes)).await {
+        return log_unavailable(&request_id, e);
+    }
+    let mut response = Response::new(if head_only {
+        Body::empty()
+    } else {
+        Body::from(body)
+    });
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    insert_request_id(headers, &request_id);
+    response
+}
+
+/// Records a refusal, then answers it.
+async fn refuse(
+    plane: &DataPlane,
+    mut call: PendingCall,
+    refusal: Refusal,
+    soap: Option<SoapVersion>,
+    reason: &str,
+) -> Response<Body> {
+    tracing::info!(
+        request_id = %call.request_id,
+        consumer = call.consumer.as_deref().unwrap_or("-"),
+        api = call.api.as_deref().unwrap_or("-"),
+        status = refusal.status.as_u16(),
+        reason,
+        "call refused"
+    );
+    call.status = refusal.status.as_u16();
+    call.reason = Some(reason.to_owned());
+    let request_id = call.request_id.clone();
+    let (mut head, body) = refusal.into_parts(&request_id, soap);
+    let (hash, bytes) = BodyDigest::of(&body);
+    if let Err(e) = plane.calls.commit(call.finish(hash, bytes)).await {
+        return log_unavailable(&request_id, e);
+    }
+    insert_request_id(head.headers_mut(), &request_id);
+    head.map(|()| Body::from(body))
+}
+
+fn log_unavailable(request_id: &str, error: lgsp_evidence::CallLogError) -> Response<Body> {
+    tracing::error!(request_id, error = %error, "call log unavailable; call refused");
+    let refusal = Refusal::new(
+        ErrorCode::CallLogUnavailable,
+        "Nhật ký cuộc gọi tạm thời không ghi được; vui lòng thử lại sau / The call log cannot be written; try again later"
+            .to_owned(),
+    );
+    let mut response = refusal.into_response(request_id, None);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    response
+}
+
+fn too_large(lang: Lang, limit: u64) -> Refusal {
+    Refusal::new(
+        ErrorCode::PayloadTooLarge,
+        message(
+            lang,
+            &format!("Nội dung yêu cầu vượt quá giới hạn {limit} byte"),
+            &format!("The request body exceeds the limit of {limit} bytes"),
+        ),
+    )
+}
+
+fn insert_request_id(headers: &mut http::HeaderMap, request_id: &str) {
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        headers.insert("x-request-id", v);
+    }
+}
+
+fn token_error_vi(e: &lgsp_auth::TokenError) -> &'static str {
+    use lgsp_auth::TokenError::*;
+    match e {
+        Malformed => "không đúng định dạng JWT",
+        UnknownKey => "được ký bằng khóa không do nền tảng cấp",
+        BadSignature => "chữ ký không hợp lệ",
+        Expired => "đã hết hạn",
+        WrongIssuer => "do bên khác phát hành",
+    }
+}
+
+/// `/{context}/{version}{rest}`; `rest` is empty or starts with `/`.
+fn split_api_path(path: &str) -> Option<(&str, &str, &str)> {
+    let path = path.strip_prefix('/')?;
+    let (context, after) = path.split_once('/')?;
+    let (version, rest) = match after.find('/') {
+        Some(i) => (&after[..i], &after[i..]),
+        None => (after, ""),
+    };
+    (!context.is_empty() && !version.is_empty()).then_some((context, version, rest))
+}
+
+/// True if a segment is `.` or `..`, also when percent-encoded.
+fn has_dot_segment(rest: &str) -> bool {
+    rest.split('/').any(|segment| {
+        let decoded = percent_encoding::percent_decode_str(segment).decode_utf8_lossy();
+        decoded == "."
+            || decoded == ".."
+            || decoded.contains('/') && decoded.split('/').any(|s| s == "..")
+    })
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_paths() {
+        assert_eq!(
+            split_api_path("/hotich/1.0/khaisinh/1"),
+            Some(("hotich", "1.0", "/khaisinh/1"))
+        );
+        assert_eq!(split_api_path("/hotich/1.0"), Some(("hotich", "1.0", "")));
+        assert_eq!(split_api_path("/hotich/1.0/"), Some(("hotich", "1.0", "/")));
+        assert_eq!(split_api_path("/hotich"), None);
+        assert_eq!(split_api_path("//1.0/x"), None);
+    }
+
+    #[test]
+    fn dot_segments() {
+        assert!(has_dot_segment("/a/../b"));
+        assert!(has_dot_segment("/a/%2e%2E/b"));
+        assert!(has_dot_segment("/./b"));
+        assert!(has_dot_segment("/a%2f..%2fb"));
+        assert!(!has_dot_segment("/a/..b/c.d"));
+    }
+}

@@ -1,0 +1,256 @@
+//! `lgsp serve` settings. Each key can come from the TOML file given by
+//! `--config`, from an environment variable, or from a flag; a flag wins over
+//! the environment, which wins over the file.
+//!
+//! | key | flag | environment | default |
+//! | --- | --- | --- | --- |
+//! | `data_dir` | `--data-dir` | `LGSP_DATA_DIR` | `./lgsp-data` |
+//! | `listen` | `--listen` | `LGSP_LISTEN` | `127.0.0.1:8080` (data plane) |
+//! | `admin_listen` | `--admin-listen` | `LGSP_ADMIN_LISTEN` | `127.0.0.1:8081` (control plane) |
+//! | `tls_cert` | `--tls-cert` | `LGSP_TLS_CERT` | none: plain HTTP |
+//! | `tls_key` | `--tls-key` | `LGSP_TLS_KEY` | none |
+//! | `instance` | `--instance` | `LGSP_INSTANCE` | `VN` (first part of system ids) |
+//! | `public_url` | `--public-url` | `LGSP_PUBLIC_URL` | `http(s)://{listen}` (token issuer) |
+//! | `token_ttl_secs` | `--token-ttl-secs` | `LGSP_TOKEN_TTL_SECS` | `3600` |
+//! | `max_body_bytes` | `--max-body-bytes` | `LGSP_MAX_BODY_BYTES` | `10485760` (10 MiB) |
+//! | `workers` | `--workers` | `LGSP_WORKERS` | one per CPU core |
+//! | `operator_unit_code` | `--operator-unit-code` | `LGSP_OPERATOR_UNIT_CODE` | `000.00.13.H41` |
+//! | `operator_unit_name` | `--operator-unit-name` | `LGSP_OPERATOR_UNIT_NAME` | `Sở Thông tin và Truyền thông` |
+//! | `demo_upstream_listen` | `--demo-upstream-listen` | `LGSP_DEMO_UPSTREAM_LISTEN` | `127.0.0.1:8090` |
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Args, Default)]
+pub struct ServeArgs {
+    /// TOML file with any of the settings below (flags and environment win over it).
+    #[arg(long, env = "LGSP_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Where the database, keys and admin token live [default: ./lgsp-data].
+    #[arg(long, env = "LGSP_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Data-plane address (tokens, gateway) [default: 127.0.0.1:8080].
+    #[arg(long, env = "LGSP_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Control-plane address (admin API, health) [default: 127.0.0.1:8081].
+    #[arg(long, env = "LGSP_ADMIN_LISTEN")]
+    pub admin_listen: Option<SocketAddr>,
+    /// PEM certificate chain; with --tls-key, both planes speak HTTPS.
+    #[arg(long, env = "LGSP_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "LGSP_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Instance name, the first part of every system's global id [default: VN].
+    #[arg(long, env = "LGSP_INSTANCE")]
+    pub instance: Option<String>,
+    /// Public base URL of the data plane, used as the token issuer.
+    #[arg(long, env = "LGSP_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Lifetime of access tokens in seconds [default: 3600].
+    #[arg(long, env = "LGSP_TOKEN_TTL_SECS")]
+    pub token_ttl_secs: Option<i64>,
+    /// Largest request body the gateway forwards [default: 10485760].
+    #[arg(long, env = "LGSP_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<u64>,
+    /// Worker threads [default: one per CPU core].
+    #[arg(long, env = "LGSP_WORKERS")]
+    pub workers: Option<usize>,
+    /// Agency code of the unit that operates the platform (created at first start).
+    #[arg(long, env = "LGSP_OPERATOR_UNIT_CODE")]
+    pub operator_unit_code: Option<String>,
+    /// Name of the operator unit.
+    #[arg(long, env = "LGSP_OPERATOR_UNIT_NAME")]
+    pub operator_unit_name: Option<String>,
+    /// Load the demo province into an empty store and start its sample providers.
+    #[arg(long, env = "LGSP_DEMO")]
+    pub demo: bool,
+    /// Where the demo's sample providers listen [default: 127.0.0.1:8090].
+    #[arg(long, env = "LGSP_DEMO_UPSTREAM_LISTEN")]
+    pub demo_upstream_listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    admin_listen: Option<SocketAddr>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    instance: Option<String>,
+    public_url: Option<String>,
+    token_ttl_secs: Option<i64>,
+    max_body_bytes: Option<u64>,
+    workers: Option<usize>,
+    operator_unit_code: Option<String>,
+    operator_unit_name: Option<String>,
+    demo: Option<bool>,
+    demo_upstream_listen: Option<SocketAddr>,
+}
+
+/// The settings in force, after file, environment and flags are merged.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub instance: String,
+    pub public_url: Option<String>,
+    pub token_ttl_secs: i64,
+    pub max_body_bytes: u64,
+    pub workers: Option<usize>,
+    pub operator_unit_code: String,
+    pub operator_unit_name: String,
+    pub demo: bool,
+    pub demo_upstream_listen: SocketAddr,
+}
+
+impl Config {
+    pub fn resolve(args: &ServeArgs) -> anyhow::Result<Config> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let tls = match (
+            args.tls_cert.clone().or(file.tls_cert),
+            args.tls_key.clone().or(file.tls_key),
+        ) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            _ => bail!(
+                "tls_cert and tls_key go together: give both (--tls-cert, --tls-key) or neither"
+            ),
+        };
+        let token_ttl_secs = args.token_ttl_secs.or(file.token_ttl_secs).unwrap_or(3600);
+        if !(60..=86_400).contains(&token_ttl_secs) {
+            bail!("token_ttl_secs must be 60 to 86400 seconds, not {token_ttl_secs}");
+        }
+        let max_body_bytes = args
+            .max_body_bytes
+            .or(file.max_body_bytes)
+            .unwrap_or(lgsp_gateway::DEFAULT_MAX_BODY);
+        if max_body_bytes == 0 {
+            bail!("max_body_bytes must be above 0");
+        }
+        let workers = args.workers.or(file.workers);
+        if workers == Some(0) {
+            bail!("workers must be 1 or more");
+        }
+        let operator_unit_code = args
+            .operator_unit_code
+            .clone()
+            .or(file.operator_unit_code)
+            .unwrap_or_else(|| "000.00.13.H41".to_owned());
+        lgsp_registry::validate::agency_code("operator_unit_code", &operator_unit_code)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let instance = args
+            .instance
+            .clone()
+            .or(file.instance)
+            .unwrap_or_else(|| "VN".to_owned());
+        if instance.is_empty() || instance.contains(':') || instance.contains(char::is_whitespace) {
+            bail!("instance must be a non-empty name without ':' or spaces, not {instance:?}");
+        }
+        let public_url = args.public_url.clone().or(file.public_url);
+        if let Some(url) = &public_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                bail!("public_url must start with http:// or https://, not {url:?}");
+            }
+        }
+        Ok(Config {
+            data_dir: args
+                .data_dir
+                .clone()
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from("./lgsp-data")),
+            listen: args
+                .listen
+                .or(file.listen)
+                .unwrap_or(([127, 0, 0, 1], 8080).into()),
+            admin_listen: args
+                .admin_listen
+                .or(file.admin_listen)
+                .unwrap_or(([127, 0, 0, 1], 8081).into()),
+            tls,
+            instance,
+            public_url,
+            token_ttl_secs,
+            max_body_bytes,
+            workers,
+            operator_unit_code,
+            operator_unit_name: args
+                .operator_unit_name
+                .clone()
+                .or(file.operator_unit_name)
+                .unwrap_or_else(|| "Sở Thông tin và Truyền thông".to_owned()),
+            demo: args.demo || file.demo.unwrap_or(false),
+            demo_upstream_listen: args
+                .demo_upstream_listen
+                .or(file.demo_upstream_listen)
+                .unwrap_or(([127, 0, 0, 1], 8090).into()),
+        })
+    }
+}
+
+fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    toml::from_str(&text).map_err(|e| anyhow::anyhow!("config file {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lgsp.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9000\"\nadmin_listen = \"127.0.0.1:9001\"\ninstance = \"QNA\"\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(path.clone()),
+            listen: Some("127.0.0.1:7000".parse().unwrap()),
+            ..Default::default()
+        };
+        let c = Config::resolve(&args).unwrap();
+        assert_eq!(c.listen.port(), 7000);
+        assert_eq!(c.admin_listen.port(), 9001);
+        assert_eq!(c.instance, "QNA");
+        assert_eq!(c.data_dir, PathBuf::from("./lgsp-data"));
+    }
+
+    #[test]
+    fn bad_files_name_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lgsp.toml");
+        std::fs::write(&path, "listn = \"127.0.0.1:9000\"\n").unwrap();
+        let err = Config::resolve(&ServeArgs {
+            config: Some(path.clone()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("listn"), "{err}");
+        std::fs::write(&path, "listen = \"nowhere\"\n").unwrap();
+        let err = Config::resolve(&ServeArgs {
+            config: Some(path),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("listen"), "{err}");
+        let only_cert = ServeArgs {
+            tls_cert: Some("c.pem".into()),
+            ..Default::default()
+        };
+        assert!(Config::resolve(&only_cert).is_err());
+    }
+}

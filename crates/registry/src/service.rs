@@ -1,0 +1,339 @@
+//! Registry operations: validate, write to the store, publish a new snapshot.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use lgsp_auth::{Secret, hash_secret, random_token};
+use lgsp_store::{Api, Store, Subscription, System, Unit};
+use serde::Deserialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use uuid::Uuid;
+
+use crate::{RegistryError, Snapshot, validate};
+
+pub const DEFAULT_TIMEOUT_MS: i64 = 30_000;
+const MAX_TIMEOUT_MS: i64 = 300_000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewUnit {
+    pub code: String,
+    pub name: String,
+    #[serde(default)]
+    pub parent_code: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewSystem {
+    pub unit_code: String,
+    pub code: String,
+    pub name: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SystemUpdate {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub enabled: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewApi {
+    pub provider_system: String,
+    pub name: String,
+    pub context: String,
+    pub version: String,
+    pub upstream_url: String,
+    pub protocol: String,
+    #[serde(default)]
+    pub timeout_ms: Option<i64>,
+    #[serde(default)]
+    pub shared_by_default: bool,
+}
+
+pub struct Registry {
+    store: Store,
+    instance: String,
+    snapshot: ArcSwap<Snapshot>,
+}
+
+impl Registry {
+    pub async fn load(store: Store, instance: &str) -> Result<Registry, RegistryError> {
+        let registry = Registry {
+            store,
+            instance: instance.to_owned(),
+            snapshot: ArcSwap::from_pointee(Snapshot::default()),
+        };
+        registry.reload().await?;
+        Ok(registry)
+    }
+
+    /// The current snapshot. Cheap: no lock, no copy.
+    pub fn snapshot(&self) -> arc_swap::Guard<Arc<Snapshot>> {
+        self.snapshot.load()
+    }
+
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Rebuilds the snapshot from the store and publishes it.
+    pub async fn reload(&self) -> Result<(), RegistryError> {
+        let systems = self.store.systems().await?;
+        let apis = self.store.apis().await?;
+        let subs = self.store.subscriptions(false).await?;
+        let snap = Snapshot::build(&self.instance, &systems, &apis, &subs);
+        tracing::debug!(
+            routes = snap.route_count(),
+            systems = systems.len(),
+            "registry snapshot published"
+        );
+        self.snapshot.store(Arc::new(snap));
+        Ok(())
+    }
+
+    pub async fn add_unit(&self, new: NewUnit) -> Result<Unit, RegistryError> {
+        validate::agency_code("code", &new.code)?;
+        let name = validate::name("name", &new.name)?;
+        if let Some(parent) = &new.parent_code {
+            validate::agency_code("parent_code", parent)?;
+            if self.store.unit(parent).await?.is_none() {
+                return Err(RegistryError::invalid(
+                    "parent_code",
+                    format!("no unit has code {parent}"),
+                ));
+            }
+        }
+        if self.store.unit(&new.code).await?.is_some() {
+            return Err(RegistryError::Conflict(format!(
+                "a unit with code {} already exists",
+                new.code
+            )));
+        }
+        let unit = Unit {
+            code: new.code,
+            name,
+            parent_code: new.parent_code,
+            created_at: now_rfc3339(),
+        };
+        self.store.insert_unit(&unit).await?;
+        Ok(unit)
+    }
+
+    /// Creates a system and its client credentials; the secret is returned
+    /// only here and stored hashed.
+    pub async fn add_system(
+        &self,
+        new: NewSystem,
+        builtin: bool,
+    ) -> Result<(System, Secret), RegistryError> {
+        validate::agency_code("unit_code", &new.unit_code)?;
+        validate::system_code("code", &new.code)?;
+        let name = validate::name("name", &new.name)?;
+        if self.store.unit(&new.unit_code).await?.is_none() {
+            return Err(RegistryError::invalid(
+                "unit_code",
+                format!("no unit has code {}", new.unit_code),
+            ));
+        }
+
+        let secret = Secret::generate(32);
+        let now = now_rfc3339();
+        let system = System {
+            id: Uuid::now_v7().to_string(),
+            unit_code: new.unit_code,
+            code: new.code,
+            name,
+            client_id: random_token(16),
+            secret_hash: hash_secret(secret.expose()),
+            secret_generation: 1,
+            enabled: true,
+            builtin,
+            created_at: now.clone(),
+            updated_at: now,
+        };
+        self.store
+            .insert_system(&system)
+            .await
+            .map_err(|e| match RegistryError::from(e) {
+                RegistryError::Conflict(_) => RegistryError::Conflict(format!(
+                    "unit {} already has a system with code {}",
+                    system.unit_code, system.code
+                )),
+                other => other,
+            })?;
+        self.reload().await?;
+        Ok((system, secret))
+    }
+
+    pub async fn rotate_secret(&self, id: &str) -> Result<(System, Secret), RegistryError> {
+        let secret = Secret::generate(32);
+        let system = self
+            .store
+            .rotate_secret(id, &hash_secret(secret.expose()), &now_rfc3339())
+            .await?;
+        self.reload().await?;
+        Ok((system, secret))
+    }
+
+    pub async fn update_system(
+        &self,
+        id: &str,
+        update: SystemUpdate,
+    ) -> Result<System, RegistryError> {
+        let name = update
+            .name
+            .as_deref()
+            .map(|n| validate::name("name", n))
+            .transpose()?;
+        let system = self
+            .store
+            .update_system(id, name.as_deref(), update.enabled, &now_rfc3339())
+            .await?;
+        self.reload().await?;
+        Ok(system)
+    }
+
+    pub async fn add_api(&self, new: NewApi) -> Result<Api, RegistryError> {
+        let name = validate::name("name", &new.name)?;
+        validate::context("context", &new.context)?;
+        validate::version("version", &new.version)?;
+        validate::upstream_url("upstream_url", &new.upstream_url)?;
+        if !matches!(new.protocol.as_str(), "rest" | "soap") {
+            return Err(RegistryError::invalid(
+                "protocol",
+                "must be \"rest\" or \"soap\"",
+            ));
+        }
+        let timeout_ms = new.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
+        if !(1..=MAX_TIMEOUT_MS).contains(&timeout_ms) {
+            return Err(RegistryError::invalid(
+                "timeout_ms",
+                format!("must be 1 to {MAX_TIMEOUT_MS}"),
+            ));
+        }
+        if self.store.system(&new.provider_system).await?.is_none() {
+            return Err(RegistryError::invalid(
+                "provider_system",
+                format!("no system has id {}", new.provider_system),
+            ));
+        }
+        self.insert_api(Api {
+            id: Uuid::now_v7().to_string(),
+            provider_system: new.provider_system,
+            name,
+            context: new.context,
+            version: new.version,
+            upstream_url: new.upstream_url.trim_end_matches('/').to_owned(),
+            protocol: new.protocol,
+            timeout_ms,
+            shared_by_default: new.shared_by_default,
+            created_at: now_rfc3339(),
+        })
+        .await
+    }
+
+    /// Registers an API the platform serves itself (no validation of the
+    /// upstream, which is internal).
+    pub async fn add_builtin_api(
+        &self,
+        provider_system: &str,
+        name: &str,
+        context: &str,
+        version: &str,
+    ) -> Result<Api, RegistryError> {
+        self.insert_api(Api {
+            id: Uuid::now_v7().to_string(),
+            provider_system: provider_system.to_owned(),
+            name: name.to_owned(),
+            context: context.to_owned(),
+            version: version.to_owned(),
+            upstream_url: format!("http://builtin.invalid/{context}/{version}"),
+            protocol: "builtin".to_owned(),
+            timeout_ms: DEFAULT_TIMEOUT_MS,
+            shared_by_default: true,
+            created_at: now_rfc3339(),
+        })
+        .await
+    }
+
+    async fn insert_api(&self, api: Api) -> Result<Api, RegistryError> {
+        if self
+            .store
+            .api_by_name(&api.context, &api.version)
+            .await?
+            .is_some()
+        {
+            return Err(RegistryError::Conflict(format!(
+                "an API {}/{} already exists",
+                api.context, api.version
+            )));
+        }
+        self.store.insert_api(&api).await?;
+        self.reload().await?;
+        Ok(api)
+    }
+
+    /// `api` is `{context}/{version}`.
+    pub async fn subscribe(
+        &self,
+        consumer_system: &str,
+        api: &str,
+    ) -> Result<Subscription, RegistryError> {
+        let Some((context, version)) = api.split_once('/') else {
+            return Err(RegistryError::invalid(
+                "api",
+                "must be written {context}/{version}, e.g. hotich/1.0",
+            ));
+        };
+        let Some(api_row) = self.store.api_by_name(context, version).await? else {
+            return Err(RegistryError::invalid(
+                "api",
+                format!("no API {api} is registered"),
+            ));
+        };
+        if self.store.system(consumer_system).await?.is_none() {
+            return Err(RegistryError::invalid(
+                "consumer_system",
+                format!("no system has id {consumer_system}"),
+            ));
+        }
+        let sub = self
+            .store
+            .insert_subscription(
+                &Uuid::now_v7().to_string(),
+                consumer_system,
+                &api_row.id,
+                &now_rfc3339(),
+            )
+            .await
+            .map_err(|e| match RegistryError::from(e) {
+                RegistryError::Conflict(_) => RegistryError::Conflict(format!(
+                    "system {consumer_system} is already subscribed to {api}"
+                )),
+                other => other,
+            })?;
+        self.reload().await?;
+        Ok(sub)
+    }
+
+    pub async fn revoke_subscription(&self, id: &str) -> Result<(), RegistryError> {
+        self.store.revoke_subscription(id, &now_rfc3339()).await?;
+        self.reload().await
+    }
+}
+
+pub fn now_rfc3339() -> String {
+    OffsetDateTime::now_utc()
+        .format(&Rfc3339)
+        .expect("formatting the current time")
+}

@@ -1,0 +1,61 @@
+//! Persistence for the platform: one SQLite database in the data directory,
+//! created and migrated at start. Every other component reaches storage only
+//! through this crate.
+
+mod calls;
+mod codes;
+mod error;
+mod model;
+mod registry;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+pub use calls::{CallFilter, CallPage};
+pub use codes::{CodeItemRow, CodeListRow, CodeMappingRow, CodeVersionRow, NewCodeVersion};
+pub use error::StoreError;
+pub use model::{Api, CallRecord, Subscription, System, Unit};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// The platform's store. Cheap to clone: it is a handle on a connection pool.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database file and brings its schema up to date.
+    ///
+    /// The journal is in WAL mode with `synchronous = FULL`: a committed
+    /// transaction has been synced to disk, so it survives a power cut.
+    pub async fn open(path: &Path) -> Result<Store, StoreError> {
+        let url = format!("sqlite://{}", path.display());
+        let options = SqliteConnectOptions::from_str(&url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Store { pool })
+    }
+
+    /// Quick liveness probe of the database.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
