@@ -20,6 +20,8 @@ pub enum CallLogError {
     WriteFailed,
 }
 
+// Records travel inline: boxing them would cost an allocation per call.
+#[allow(clippy::large_enum_variant)]
 enum Message {
     Record(
         CallRecord,

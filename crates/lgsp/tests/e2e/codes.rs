@@ -1,0 +1,146 @@
+//! The built-in code-list service `danhmuc/1.0`, on the real shipped data.
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+use crate::support::World;
+
+async fn get(w: &World, path: &str) -> (StatusCode, Value) {
+    let resp = w
+        .platform
+        .call(Method::GET, &format!("/danhmuc/1.0/{path}"), &w.token)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    assert!(resp.headers().contains_key("x-request-id"));
+    (status, resp.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_ward_code_means_what_it_meant_on_the_day() {
+    let w = World::new().await;
+    // No subscription needed: code lists are shared by default.
+    let (status, before) = get(&w, "lists/dvhc/items/20335?at=2025-06-30").await;
+    assert_eq!(status, StatusCode::OK, "{before}");
+    assert_eq!(before["version"], "legacy");
+    assert_eq!(before["item"]["name"], "Phường Tân Thạnh");
+    assert_eq!(before["item"]["parent_code"], "502");
+    let path: Vec<&str> = before["ancestors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(path, ["Tỉnh Quảng Nam", "Thành phố Tam Kỳ"]);
+
+    let (_, after) = get(&w, "lists/dvhc/items/20335?at=2025-07-01").await;
+    assert_eq!(after["version"], "2025");
+    assert_eq!(after["item"]["name"], "Phường Bàn Thạch");
+    assert_eq!(after["item"]["parent_code"], "48");
+
+    // The five island districts have no wards.
+    let (_, islands) = get(&w, "lists/dvhc/items?at=2025-01-01&level=2&page_size=1000").await;
+    assert_eq!(islands["total"], 696);
+    let mut empty = Vec::new();
+    for d in islands["items"].as_array().unwrap() {
+        let code = d["code"].as_str().unwrap();
+        let (_, wards) = get(
+            &w,
+            &format!("lists/dvhc/items?at=2025-01-01&parent={code}&page_size=1"),
+        )
+        .await;
+        if wards["total"] == 0 {
+            empty.push(d["name"].as_str().unwrap().to_owned());
+        }
+    }
+    empty.sort();
+    assert_eq!(
+        empty,
+        [
+            "Huyện Bạch Long Vĩ",
+            "Huyện Côn Đảo",
+            "Huyện Cồn Cỏ",
+            "Huyện Hoàng Sa",
+            "Huyện Lý Sơn"
+        ]
+    );
+
+    let (_, provinces) = get(&w, "lists/dvhc/items?at=2025-07-01&level=1").await;
+    assert_eq!(provinces["total"], 34);
+    let (_, wards) = get(
+        &w,
+        "lists/dvhc/items?at=2025-07-01&level=2&page=34&page_size=100",
+    )
+    .await;
+    assert_eq!(wards["total"], 3321);
+    assert_eq!(wards["items"].as_array().unwrap().len(), 21);
+    w.platform.stop().await;
+}
+
+#[tokio::test]
+async fn search_ignores_diacritics_and_ranks_best_first() {
+    let w = World::new().await;
+    let (_, plain) = get(&w, "lists/dvhc/search?q=hoa+huong&at=2025-06-30").await;
+    let names: Vec<&str> = plain["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"Phường Hòa Hương"), "{names:?}");
+    let (_, marked) = get(
+        &w,
+        "lists/dvhc/search?q=H%C3%B2a%20H%C6%B0%C6%A1ng&at=2025-06-30",
+    )
+    .await;
+    assert_eq!(marked["items"][0]["name"], "Phường Hòa Hương");
+    let (_, exact) = get(&w, "lists/dvhc/search?q=quang+nam&at=2025-06-30&limit=1").await;
+    assert_eq!(exact["items"][0]["name"], "Tỉnh Quảng Nam");
+    let (_, ethnic) = get(&w, "lists/dantoc/search?q=hmong").await;
+    assert_eq!(ethnic["items"][0]["code"], "08");
+    let (_, count) = get(&w, "lists/dantoc/items").await;
+    assert_eq!(count["total"], 54);
+    w.platform.stop().await;
+}
+
+#[tokio::test]
+async fn bad_reads_are_precise() {
+    let w = World::new().await;
+    for (path, status) in [
+        ("lists/nosuch/items", StatusCode::NOT_FOUND),
+        ("lists/dvhc/items/99999", StatusCode::NOT_FOUND),
+        ("lists/dvhc/items?at=2025-13-01", StatusCode::BAD_REQUEST),
+        ("lists/dvhc/items?at=yesterday", StatusCode::BAD_REQUEST),
+        ("lists/dvhc/items?page=0", StatusCode::BAD_REQUEST),
+        ("lists/dvhc/items?page_size=100000", StatusCode::BAD_REQUEST),
+        ("lists/dvhc/items?parent=nope", StatusCode::NOT_FOUND),
+        ("lists/dvhc/search", StatusCode::BAD_REQUEST),
+        ("lists/dvhc/search?q=%20", StatusCode::BAD_REQUEST),
+        ("lists/dvhc/items?colour=red", StatusCode::BAD_REQUEST),
+        ("elsewhere", StatusCode::NOT_FOUND),
+    ] {
+        let (got, body) = get(&w, path).await;
+        assert_eq!(got, status, "{path}: {body}");
+        assert!(
+            body["message"].is_string() && body["request_id"].is_string(),
+            "{body}"
+        );
+    }
+    let resp = w
+        .platform
+        .call(Method::POST, "/danhmuc/1.0/lists", &w.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let (_, lists) = get(&w, "lists").await;
+    let ids: Vec<&str> = lists["lists"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["dantoc", "dvhc"]);
+    w.platform.stop().await;
+}

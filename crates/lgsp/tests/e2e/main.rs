@@ -1,0 +1,12 @@
+//! End-to-end tests: the platform on random ports, real upstreams, real
+//! HTTP clients. Each test has its own data directory.
+
+mod admin;
+mod calllog;
+mod cli;
+mod codes;
+mod gateway;
+mod process;
+mod support;
+mod tls;
+mod token;
