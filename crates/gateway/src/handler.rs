@@ -224,6 +224,7 @@ async fn forward(
     };
 
     let request_id = call.request_id.clone();
+    let head_request = req.method() == Method::HEAD;
     let (upstream_req, meter) = upstream_request(
         req,
         Forward {
@@ -293,6 +294,17 @@ async fn forward(
     call.status = response.status().as_u16();
     downstream_headers(&mut response, &request_id);
     let (parts, body) = response.into_parts();
+
+    // Answers that carry no body are not streamed (the server never polls
+    // their body), so their record is made durable before the head goes out.
+    if head_request || matches!(call.status, 204 | 304) || (100..200).contains(&call.status) {
+        drop(body);
+        let (hash, bytes) = BodyDigest::of(b"");
+        if let Err(e) = plane.calls.commit(call.finish(hash, bytes)).await {
+            return log_unavailable(&request_id, e);
+        }
+        return Response::from_parts(parts, Body::empty());
+    }
     Response::from_parts(
         parts,
         Body::new(RecordedBody::new(body, call, plane.calls.clone())),

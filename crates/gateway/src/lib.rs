@@ -43,5 +43,6 @@ pub fn router(plane: Arc<DataPlane>) -> Router {
             get(token::metadata),
         )
         .fallback(handler::gateway)
+        .method_not_allowed_fallback(token::method_not_allowed)
         .with_state(plane)
 }

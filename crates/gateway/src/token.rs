@@ -235,3 +235,14 @@ pub async fn metadata(State(plane): State<Arc<DataPlane>>) -> Response {
     }))
     .into_response()
 }
+
+/// `/token`, `/jwks` and the metadata take only the methods they document.
+pub async fn method_not_allowed() -> Response {
+    let request_id = Uuid::now_v7().to_string();
+    let body = json!({
+        "error": "method_not_allowed",
+        "message": "Phương thức không được hỗ trợ ở đường dẫn này / Method not allowed here",
+        "request_id": request_id,
+    });
+    (StatusCode::METHOD_NOT_ALLOWED, Json(body)).into_response()
+}

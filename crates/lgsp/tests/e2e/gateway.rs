@@ -83,6 +83,36 @@ async fn streams_large_responses_and_records_their_hash() {
     w.platform.stop().await;
 }
 
+#[tokio::test]
+async fn answers_without_body_are_recorded_before_release() {
+    let w = World::new().await;
+    let resp = w
+        .platform
+        .call(Method::HEAD, "/echo/1.0/x", &w.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let id = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert!(resp.bytes().await.unwrap().is_empty());
+    let record = w.platform.record(&id).await;
+    assert_eq!(record["method"], "HEAD");
+    assert_eq!(record["status"], 200);
+    assert!(record["reason"].is_null(), "{record}");
+
+    let resp = w
+        .platform
+        .http
+        .get(format!("{}/token", w.platform.data))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "method_not_allowed");
+    w.platform.stop().await;
+}
+
 async fn assert_refused(
     w: &World,
     resp: reqwest::Response,
