@@ -27,6 +27,8 @@ pub fn router() -> Router<Arc<AdminPlane>> {
         .route("/systems", get(systems::list).post(systems::create))
         .route("/systems/{id}", get(systems::show).patch(systems::update))
         .route("/systems/{id}/secret", post(systems::rotate_secret))
+        .route("/systems/{id}/disable", post(systems::disable))
+        .route("/systems/{id}/enable", post(systems::enable))
         .route("/apis", get(apis::list).post(apis::create))
         .route("/apis/{id}", get(apis::show))
         .route(

@@ -91,3 +91,29 @@ pub async fn rotate_secret(
     tracing::info!(system = %system.id, generation = system.secret_generation, "client secret rotated");
     Ok(Json(with_secret(&plane, &system, &secret)))
 }
+
+/// `POST /api/v1/systems/{id}/disable` (operator): no new tokens; its tokens stop working.
+pub async fn disable(
+    operator: Operator,
+    state: State<Arc<AdminPlane>>,
+    id: Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let update = SystemUpdate {
+        name: None,
+        enabled: Some(false),
+    };
+    self::update(operator, state, id, JsonBody(update)).await
+}
+
+/// `POST /api/v1/systems/{id}/enable` (operator).
+pub async fn enable(
+    operator: Operator,
+    state: State<Arc<AdminPlane>>,
+    id: Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let update = SystemUpdate {
+        name: None,
+        enabled: Some(true),
+    };
+    self::update(operator, state, id, JsonBody(update)).await
+}

@@ -274,6 +274,23 @@ async fn systems_apis_and_subscriptions_validate_their_references() {
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
 
+    let (status, body) = p
+        .admin_post(&format!("/api/v1/systems/{}/disable", s.id), json!({}))
+        .await;
+    assert_eq!(
+        (status, &body["enabled"]),
+        (StatusCode::OK, &json!(false)),
+        "{body}"
+    );
+    let (status, body) = p
+        .admin_post(&format!("/api/v1/systems/{}/enable", s.id), json!({}))
+        .await;
+    assert_eq!(
+        (status, &body["enabled"]),
+        (StatusCode::OK, &json!(true)),
+        "{body}"
+    );
+
     let (status, _) = p.admin_get("/api/v1/systems/does-not-exist").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _) = p
