@@ -37,6 +37,28 @@ pub struct ListIndex {
     /// Sorted by start of validity.
     pub versions: Vec<VersionIndex>,
     pub mappings: Vec<CodeMappingRow>,
+    /// `(from_version, old_code)` → mappings, and `(to_version, new_code)` → mappings.
+    forward: HashMap<(String, String), Vec<usize>>,
+    backward: HashMap<(String, String), Vec<usize>>,
+    /// The latest publication time of any version (RFC 3339).
+    pub published_at: String,
+}
+
+/// What changed between two versions of a list.
+#[derive(Debug, Serialize)]
+pub struct Diff<'a> {
+    pub added: Vec<&'a Item>,
+    pub removed: Vec<&'a Item>,
+    pub renamed: Vec<Change<'a>>,
+    pub moved: Vec<Change<'a>>,
+    pub recoded: Vec<&'a CodeMappingRow>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Change<'a> {
+    pub code: &'a str,
+    pub before: &'a Item,
+    pub after: &'a Item,
 }
 
 /// All lists, keyed by id.
@@ -50,16 +72,13 @@ impl CodeLists {
         let mut lists = BTreeMap::new();
         let versions = store.code_versions().await?;
         for meta in store.code_lists().await? {
-            let mut list = ListIndex {
-                mappings: store.code_mappings(&meta.id).await?,
-                meta,
-                versions: Vec::new(),
-            };
-            for row in versions.iter().filter(|v| v.list_id == list.meta.id) {
+            let mappings = store.code_mappings(&meta.id).await?;
+            let mut built = Vec::new();
+            for row in versions.iter().filter(|v| v.list_id == meta.id) {
                 let items = store.code_items(&row.list_id, &row.version).await?;
-                list.versions.push(VersionIndex::build(row.clone(), items));
+                built.push(VersionIndex::build(row.clone(), items));
             }
-            list.versions.sort_by_key(|v| v.valid_from);
+            let list = ListIndex::new(meta, built, mappings);
             lists.insert(list.meta.id.clone(), list);
         }
         Ok(CodeLists { lists })
@@ -71,6 +90,112 @@ impl CodeLists {
 }
 
 impl ListIndex {
+    pub fn new(
+        meta: CodeListRow,
+        mut versions: Vec<VersionIndex>,
+        mappings: Vec<CodeMappingRow>,
+    ) -> ListIndex {
+        versions.sort_by_key(|v| v.valid_from);
+        let mut forward: HashMap<(String, String), Vec<usize>> = HashMap::new();
+        let mut backward: HashMap<(String, String), Vec<usize>> = HashMap::new();
+        for (i, m) in mappings.iter().enumerate() {
+            forward
+                .entry((m.from_version.clone(), m.old_code.clone()))
+                .or_default()
+                .push(i);
+            backward
+                .entry((m.to_version.clone(), m.new_code.clone()))
+                .or_default()
+                .push(i);
+        }
+        let published_at = versions
+            .iter()
+            .map(|v| v.row.published_at.clone())
+            .max()
+            .unwrap_or_default();
+        ListIndex {
+            meta,
+            versions,
+            mappings,
+            forward,
+            backward,
+            published_at,
+        }
+    }
+
+    /// Where `code` of `version` went in later versions.
+    pub fn successors(&self, version: &str, code: &str) -> Vec<&CodeMappingRow> {
+        self.lookup(&self.forward, version, code)
+    }
+
+    /// Which codes of earlier versions became `code` of `version`.
+    pub fn predecessors(&self, version: &str, code: &str) -> Vec<&CodeMappingRow> {
+        self.lookup(&self.backward, version, code)
+    }
+
+    fn lookup(
+        &self,
+        map: &HashMap<(String, String), Vec<usize>>,
+        version: &str,
+        code: &str,
+    ) -> Vec<&CodeMappingRow> {
+        let mut rows: Vec<&CodeMappingRow> = map
+            .get(&(version.to_owned(), code.to_owned()))
+            .map(|ix| ix.iter().map(|&i| &self.mappings[i]).collect())
+            .unwrap_or_default();
+        // The default successor first.
+        rows.sort_by_key(|m| !m.is_default);
+        rows
+    }
+
+    /// What changed from `old` to `new`: codes added and removed, names and
+    /// parents changed under the same code, and codes recoded by a mapping.
+    pub fn diff<'a>(&'a self, old: &'a VersionIndex, new: &'a VersionIndex) -> Diff<'a> {
+        let mut diff = Diff {
+            added: Vec::new(),
+            removed: Vec::new(),
+            renamed: Vec::new(),
+            moved: Vec::new(),
+            recoded: Vec::new(),
+        };
+        for item in &new.items {
+            match old.item(&item.code) {
+                None => diff.added.push(item),
+                Some(before) => {
+                    if before.name != item.name {
+                        diff.renamed.push(Change {
+                            code: &item.code,
+                            before,
+                            after: item,
+                        });
+                    }
+                    if before.parent_code != item.parent_code {
+                        diff.moved.push(Change {
+                            code: &item.code,
+                            before,
+                            after: item,
+                        });
+                    }
+                }
+            }
+        }
+        diff.removed = old
+            .items
+            .iter()
+            .filter(|i| new.item(&i.code).is_none())
+            .collect();
+        diff.recoded = self
+            .mappings
+            .iter()
+            .filter(|m| {
+                m.kind == "recoded"
+                    && m.from_version == old.row.version
+                    && m.to_version == new.row.version
+            })
+            .collect();
+        diff
+    }
+
     /// The version valid on `date`, if any.
     pub fn version_at(&self, date: Date) -> Option<&VersionIndex> {
         self.versions.iter().find(|v| {

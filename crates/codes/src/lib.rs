@@ -8,11 +8,12 @@
 
 mod fold;
 mod index;
+mod render;
 mod seed;
 mod service;
 
 pub use fold::fold;
-pub use index::{CodeLists, Item, ListIndex, VersionIndex};
+pub use index::{Change, CodeLists, Diff, Item, ListIndex, VersionIndex};
 pub use seed::seed_builtin_lists;
 pub use service::{Reply, handle};
 

@@ -12,6 +12,8 @@ use bytes::Bytes;
 use lgsp_codes::Reply;
 use lgsp_evidence::BodyDigest;
 use lgsp_registry::{Protocol, Route};
+use time::format_description::well_known::Rfc3339;
+use time::{OffsetDateTime, UtcOffset};
 use uuid::Uuid;
 
 use crate::DataPlane;
@@ -322,11 +324,16 @@ async fn builtin(
     let reply = match &*route.context {
         "danhmuc" => {
             let lists = plane.codes.load();
+            let accept = req
+                .headers()
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok());
             lgsp_codes::handle(
                 &lists,
                 req.method(),
                 rest.trim_start_matches('/'),
                 req.uri().query(),
+                accept,
             )
         }
         _ => Reply::Error {
@@ -336,17 +343,28 @@ async fn builtin(
         },
     };
     match reply {
-        Reply::Json(bytes) => {
+        Reply::Ok {
+            body,
+            content_type,
+            last_modified,
+        } => {
+            let cache = Validators::new(&body, last_modified.as_deref());
+            let not_modified = req
+                .headers()
+                .get(header::IF_NONE_MATCH)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|tags| cache.matches(tags));
             let head = req.method() == Method::HEAD;
-            respond(
-                plane,
-                call,
-                StatusCode::OK,
-                "application/json; charset=utf-8",
-                bytes,
-                head,
-            )
-            .await
+            let (status, body) = if not_modified {
+                (StatusCode::NOT_MODIFIED, Bytes::new())
+            } else {
+                (StatusCode::OK, body)
+            };
+            let mut response = respond(plane, call, status, content_type, body, head).await;
+            if response.status() == status {
+                cache.apply(response.headers_mut());
+            }
+            response
         }
         Reply::Error {
             status,
@@ -362,6 +380,52 @@ async fn builtin(
         }
     }
 }
+
+/// `ETag` (from the body's SHA-256) and `Last-Modified` of a built-in answer.
+struct Validators {
+    etag: String,
+    last_modified: Option<String>,
+}
+
+impl Validators {
+    fn new(body: &[u8], last_modified: Option<&str>) -> Validators {
+        let (hash, _) = BodyDigest::of(body);
+        let last_modified = last_modified
+            .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
+            .and_then(|t| t.to_offset(UtcOffset::UTC).format(HTTP_DATE).ok());
+        Validators {
+            etag: format!("\"{}\"", &hash[..32]),
+            last_modified,
+        }
+    }
+
+    /// RFC 9110 §13.1.2: weak comparison, `*` matches anything.
+    fn matches(&self, if_none_match: &str) -> bool {
+        if_none_match
+            .split(',')
+            .map(str::trim)
+            .any(|tag| tag == "*" || tag.trim_start_matches("W/") == self.etag)
+    }
+
+    fn apply(&self, headers: &mut http::HeaderMap) {
+        if let Ok(v) = HeaderValue::from_str(&self.etag) {
+            headers.insert(header::ETAG, v);
+        }
+        if let Some(v) = self
+            .last_modified
+            .as_deref()
+            .and_then(|t| HeaderValue::from_str(t).ok())
+        {
+            headers.insert(header::LAST_MODIFIED, v);
+        }
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        headers.insert(header::VARY, HeaderValue::from_static("Accept"));
+    }
+}
+
+const HTTP_DATE: &[time::format_description::FormatItem<'static>] = time::macros::format_description!(
+    "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+);
 
 /// Records a complete answer, then releases it.
 async fn respond(
@@ -385,7 +449,9 @@ async fn respond(
     });
     *response.status_mut() = status;
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if status != StatusCode::NOT_MODIFIED {
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    }
     insert_request_id(headers, &request_id);
     response
 }

@@ -144,3 +144,138 @@ async fn bad_reads_are_precise() {
     assert_eq!(ids, ["dantoc", "dvhc"]);
     w.platform.stop().await;
 }
+
+#[tokio::test]
+async fn old_codes_lead_to_new_ones_and_back() {
+    let w = World::new().await;
+    let (_, next) = get(&w, "lists/dvhc/items/20335/successors?at=2025-06-30").await;
+    assert_eq!(next["name"], "Phường Tân Thạnh");
+    assert_eq!(next["successors"][0]["code"], "20335");
+    assert_eq!(next["successors"][0]["name"], "Phường Bàn Thạch");
+    assert_eq!(next["successors"][0]["valid_from"], "2025-07-01");
+
+    let (_, back) = get(&w, "lists/dvhc/items/20335/predecessors?at=2025-07-01").await;
+    let mut old: Vec<&str> = back["predecessors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["code"].as_str().unwrap())
+        .collect();
+    old.sort();
+    assert_eq!(old, ["20335", "20362", "20375"]);
+
+    // A divided ward: its default successor comes first.
+    let (_, divided) = get(&w, "lists/dvhc/items/00007/successors?at=2025-06-30").await;
+    let rows = divided["successors"].as_array().unwrap();
+    assert!(rows.len() >= 2, "{divided}");
+    assert_eq!(rows[0]["code"], "00008");
+    assert_eq!(rows[0]["is_default"], true);
+    assert_eq!(rows[0]["kind"], "divided");
+    assert!(rows[1..].iter().all(|r| r["is_default"] == false));
+
+    let (_, diff) = get(&w, "lists/dvhc/diff?from=2025-06-30&to=2025-07-01").await;
+    assert_eq!(diff["from"]["version"], "legacy");
+    assert_eq!(diff["to"]["version"], "2025");
+    let summary = &diff["summary"];
+    // Every district disappeared; province 49 (Quảng Nam) too.
+    let removed = diff["changes"]["removed"].as_array().unwrap();
+    assert_eq!(removed.iter().filter(|i| i["level"] == 2).count(), 696);
+    assert!(removed.iter().any(|i| i["code"] == "49"));
+    assert!(summary["renamed"].as_u64().unwrap() > 0 && summary["moved"].as_u64().unwrap() > 0);
+    let renamed = diff["changes"]["renamed"].as_array().unwrap();
+    let ward = renamed.iter().find(|c| c["code"] == "20335").unwrap();
+    assert_eq!(
+        (
+            ward["before"]["name"].as_str(),
+            ward["after"]["name"].as_str()
+        ),
+        (Some("Phường Tân Thạnh"), Some("Phường Bàn Thạch"))
+    );
+
+    let (status, _) = get(&w, "lists/dvhc/diff?from=2025-06-30").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    w.platform.stop().await;
+}
+
+#[tokio::test]
+async fn xml_csv_and_conditional_reads() {
+    let w = World::new().await;
+    let p = &w.platform;
+    let resp = p
+        .call(
+            Method::GET,
+            "/danhmuc/1.0/lists/dvhc/items?at=2025-06-30&parent=502",
+            &w.token,
+        )
+        .header("accept", "application/xml")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/xml")
+    );
+    let xml = resp.text().await.unwrap();
+    assert!(
+        xml.contains(
+            "<Item><ma>20335</ma><ten>Phường Tân Thạnh</ten><capId>3</capId><chaId>502</chaId>"
+        ),
+        "{xml}"
+    );
+
+    let csv = p
+        .call(
+            Method::GET,
+            "/danhmuc/1.0/lists/dvhc/export?at=2025-06-30",
+            &w.token,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        csv.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    let csv = csv.text().await.unwrap();
+    let (_, all) = get(&w, "lists/dvhc/items?at=2025-06-30&page_size=1").await;
+    assert_eq!(
+        csv.lines().count() as u64,
+        all["total"].as_u64().unwrap() + 1
+    );
+    assert!(
+        csv.lines()
+            .any(|l| l.starts_with("20335,Phường Tân Thạnh,502,3,")),
+        "CSV row of 20335"
+    );
+    let (status, _) = get(&w, "lists/dvhc/items?format=pdf").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // Caching: the same answer twice gives the same ETag; If-None-Match gets 304.
+    let url = "/danhmuc/1.0/lists/dantoc/items";
+    let first = p.call(Method::GET, url, &w.token).send().await.unwrap();
+    let etag = first.headers()["etag"].to_str().unwrap().to_owned();
+    assert!(first.headers().contains_key("last-modified"));
+    let again = p
+        .call(Method::GET, url, &w.token)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(again.headers()["etag"].to_str().unwrap(), etag);
+    let id = again.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert!(again.bytes().await.unwrap().is_empty());
+    assert_eq!(p.record(&id).await["status"], 304);
+    let other = p
+        .call(Method::GET, url, &w.token)
+        .header("if-none-match", "\"other\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), StatusCode::OK);
+    w.platform.stop().await;
+}
