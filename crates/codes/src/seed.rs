@@ -16,9 +16,12 @@ const UNITS_LEGACY: &str = include_str!("../../../data/admin-units/units-legacy.
 const UNITS_2025: &str = include_str!("../../../data/admin-units/units-2025.csv");
 const MAPPING_2025: &str = include_str!("../../../data/admin-units/mapping-2025.csv");
 const ETHNIC_GROUPS: &str = include_str!("../../../data/ethnic-groups.csv");
+const COUNTRIES: &str = include_str!("../../../data/countries.csv");
 
 pub const ADMIN_UNITS: &str = "dvhc";
 pub const ETHNIC: &str = "dantoc";
+pub const COUNTRIES_LIST: &str = "quocgia";
+pub const SEX: &str = "gioitinh";
 const REFORM_DATE: &str = "2025-07-01";
 
 const ADMIN_UNITS_SOURCE: &str = "Derived from the PyPI package vietnamadminunits 1.0.4 \
@@ -36,10 +39,18 @@ pub async fn seed_builtin_lists(
         store.insert_code_list(&list, &versions).await?;
         added += 1;
     }
-    if !store.code_list_exists(ETHNIC).await? {
-        let (list, versions) = ethnic_groups(owner_unit, now);
-        store.insert_code_list(&list, &versions).await?;
-        added += 1;
+    type Builder = fn(Option<&str>, &str) -> (CodeListRow, Vec<NewCodeVersion>);
+    let lists: [(&str, Builder); 3] = [
+        (ETHNIC, ethnic_groups),
+        (COUNTRIES_LIST, countries),
+        (SEX, sexes),
+    ];
+    for (id, build) in lists {
+        if !store.code_list_exists(id).await? {
+            let (list, versions) = build(owner_unit, now);
+            store.insert_code_list(&list, &versions).await?;
+            added += 1;
+        }
     }
     Ok(added)
 }
@@ -71,6 +82,15 @@ struct MappingRow {
     new_ward_code: String,
     kind: String,
     is_default: u8,
+}
+
+#[derive(Deserialize)]
+struct CountryRow {
+    alpha_2: String,
+    alpha_3: String,
+    numeric: String,
+    name_en: String,
+    name_vi: String,
 }
 
 #[derive(Deserialize)]
@@ -250,6 +270,58 @@ fn ethnic_groups(owner_unit: Option<&str>, now: &str) -> (CodeListRow, Vec<NewCo
     }
     let versions = vec![NewCodeVersion {
         version: version_row(ETHNIC, "1979", Some("1979-03-02"), None, now),
+        items: items.into_rows(),
+        mappings: Vec::new(),
+    }];
+    (list, versions)
+}
+
+fn countries(owner_unit: Option<&str>, now: &str) -> (CodeListRow, Vec<NewCodeVersion>) {
+    let list = CodeListRow {
+        id: COUNTRIES_LIST.to_owned(),
+        name: "Danh mục quốc gia và vùng lãnh thổ".to_owned(),
+        name_en: "Countries and territories (ISO 3166-1)".to_owned(),
+        owner_unit: owner_unit.map(str::to_owned),
+        description: "Mã hai chữ cái ISO 3166-1, kèm mã ba chữ cái, mã số và tên tiếng Anh."
+            .to_owned(),
+        legal_basis: "ISO 3166-1".to_owned(),
+        source: "Debian iso-codes 4.15.0 (LGPL-2.1+), with its Vietnamese translation.".to_owned(),
+    };
+    let mut items = Items::new(COUNTRIES_LIST, "iso-codes-4.15");
+    for r in rows::<CountryRow>(COUNTRIES) {
+        let attributes = json!({"alpha_3": r.alpha_3, "numeric": r.numeric, "name_en": r.name_en, "other_spellings": [r.name_en]});
+        items.add(&r.alpha_2, &r.name_vi, None, 1, attributes);
+    }
+    let versions = vec![NewCodeVersion {
+        version: version_row(COUNTRIES_LIST, "iso-codes-4.15", None, None, now),
+        items: items.into_rows(),
+        mappings: Vec::new(),
+    }];
+    (list, versions)
+}
+
+/// ISO/IEC 5218 codes, which Vietnamese population records also use.
+fn sexes(owner_unit: Option<&str>, now: &str) -> (CodeListRow, Vec<NewCodeVersion>) {
+    let list = CodeListRow {
+        id: SEX.to_owned(),
+        name: "Danh mục giới tính".to_owned(),
+        name_en: "Sex (ISO/IEC 5218)".to_owned(),
+        owner_unit: owner_unit.map(str::to_owned),
+        description: "0 chưa xác định, 1 nam, 2 nữ, 9 không áp dụng.".to_owned(),
+        legal_basis: "ISO/IEC 5218:2022".to_owned(),
+        source: "ISO/IEC 5218 (public codes).".to_owned(),
+    };
+    let mut items = Items::new(SEX, "5218");
+    for (code, name, en) in [
+        ("0", "Chưa xác định", "Not known"),
+        ("1", "Nam", "Male"),
+        ("2", "Nữ", "Female"),
+        ("9", "Không áp dụng", "Not applicable"),
+    ] {
+        items.add(code, name, None, 1, json!({"name_en": en}));
+    }
+    let versions = vec![NewCodeVersion {
+        version: version_row(SEX, "5218", None, None, now),
         items: items.into_rows(),
         mappings: Vec::new(),
     }];

@@ -99,6 +99,13 @@ async fn search_ignores_diacritics_and_ranks_best_first() {
     assert_eq!(exact["items"][0]["name"], "Tỉnh Quảng Nam");
     let (_, ethnic) = get(&w, "lists/dantoc/search?q=hmong").await;
     assert_eq!(ethnic["items"][0]["code"], "08");
+    let (_, vn) = get(&w, "lists/quocgia/search?q=viet+nam&limit=1").await;
+    assert_eq!(vn["items"][0]["code"], "VN");
+    assert_eq!(vn["items"][0]["name"], "Việt Nam");
+    let (_, lao) = get(&w, "lists/quocgia/items/LA").await;
+    assert_eq!(lao["item"]["attributes"]["alpha_3"], "LAO");
+    let (_, sex) = get(&w, "lists/gioitinh/items").await;
+    assert_eq!(sex["total"], 4);
     let (_, count) = get(&w, "lists/dantoc/items").await;
     assert_eq!(count["total"], 54);
     w.platform.stop().await;
@@ -141,7 +148,7 @@ async fn bad_reads_are_precise() {
         .iter()
         .map(|l| l["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["dantoc", "dvhc"]);
+    assert_eq!(ids, ["dantoc", "dvhc", "gioitinh", "quocgia"]);
     w.platform.stop().await;
 }
 
