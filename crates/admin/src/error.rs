@@ -17,6 +17,7 @@ use uuid::Uuid;
 /// | `not_found` | 404 |
 /// | `method_not_allowed` | 405 |
 /// | `conflict` | 409 (duplicate code, second subscription) |
+/// | `invalid_import` | 422 (a code-list file with errors; `details` lists them by row and column) |
 /// | `payload_too_large` | 413 |
 /// | `unsupported_media_type` | 415 (body is not `application/json`) |
 /// | `internal_error` | 500 (details only in the server's log) |
@@ -25,6 +26,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Itemised problems (e.g. every bad row of an import), sent as `details`.
+    pub details: Option<serde_json::Value>,
 }
 
 impl ApiError {
@@ -33,7 +36,13 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            details: None,
         }
+    }
+
+    pub fn with_details(mut self, details: serde_json::Value) -> ApiError {
+        self.details = Some(details);
+        self
     }
 
     pub fn invalid(message: impl Into<String>) -> ApiError {
@@ -64,7 +73,11 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let request_id = Uuid::now_v7().to_string();
-        let body = json!({ "error": self.code, "message": self.message, "request_id": request_id });
+        let mut body =
+            json!({ "error": self.code, "message": self.message, "request_id": request_id });
+        if let Some(details) = self.details {
+            body["details"] = details;
+        }
         let mut response = (self.status, Json(body)).into_response();
         if let Ok(v) = HeaderValue::from_str(&request_id) {
             response.headers_mut().insert("x-request-id", v);

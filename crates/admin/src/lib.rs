@@ -20,6 +20,8 @@ pub struct AdminPlane {
     pub codes: Arc<ArcSwap<CodeLists>>,
     /// SHA-256 of the operator's admin token.
     pub admin_token_hash: Vec<u8>,
+    /// Code-list imports run one at a time.
+    pub import_lock: tokio::sync::Mutex<()>,
 }
 
 pub fn router(plane: Arc<AdminPlane>) -> Router {

@@ -7,13 +7,16 @@
 //! nothing without it: new ward codes of 2025 reuse old codes.
 
 mod fold;
+pub mod import;
 mod index;
+mod publish;
 mod render;
 mod seed;
 mod service;
 
 pub use fold::fold;
 pub use index::{Change, CodeLists, Diff, Item, ListIndex, VersionIndex};
+pub use publish::{ImportFailure, create_list, import};
 pub use seed::seed_builtin_lists;
 pub use service::{Reply, handle};
 

@@ -52,6 +52,57 @@ pub enum Command {
     Subscription(SubscriptionCommand),
     /// The call log, newest first.
     Calls(CallsArgs),
+    /// Shared code lists: list them, create one, import a new version.
+    #[command(subcommand)]
+    Codelist(CodelistCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CodelistCommand {
+    /// List code lists and their versions.
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Create an empty code list; its versions come by import.
+    Create {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Identifier, one lower-case word (e.g. tongiao).
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        name_en: String,
+        /// Agency code of the owning unit.
+        #[arg(long)]
+        owner_unit: Option<String>,
+        #[arg(long, default_value = "")]
+        legal_basis: String,
+    },
+    /// Import a new version from a CSV, JSON or Excel (.xlsx) file.
+    Import {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The list's identifier (e.g. dvhc).
+        #[arg(long)]
+        list: String,
+        /// The new version's name (e.g. 2026).
+        #[arg(long)]
+        version: String,
+        /// First day of validity (YYYY-MM-DD); the previous version ends the day before.
+        #[arg(long)]
+        valid_from: String,
+        /// First day it is no longer valid (YYYY-MM-DD), if known.
+        #[arg(long)]
+        valid_to: Option<String>,
+        /// Only check the file and show the differences with the current version.
+        #[arg(long)]
+        dry_run: bool,
+        /// The file; its format comes from its extension (.csv, .json, .xlsx).
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -324,6 +375,46 @@ async fn execute(command: Command) -> anyhow::Result<Value> {
             )
             .await
         }
+        Command::Codelist(CodelistCommand::List { client }) => {
+            call(&client, Method::GET, "/api/v1/codelists", None).await
+        }
+        Command::Codelist(CodelistCommand::Create {
+            client,
+            id,
+            name,
+            name_en,
+            owner_unit,
+            legal_basis,
+        }) => {
+            let body = json!({"id": id, "name": name, "name_en": name_en, "owner_unit": owner_unit, "legal_basis": legal_basis});
+            call(&client, Method::POST, "/api/v1/codelists", Some(body)).await
+        }
+        Command::Codelist(CodelistCommand::Import {
+            client,
+            list,
+            version,
+            valid_from,
+            valid_to,
+            dry_run,
+            file,
+        }) => {
+            let mut query = form_query();
+            query
+                .append_pair("version", &version)
+                .append_pair("valid_from", &valid_from);
+            if let Some(t) = &valid_to {
+                query.append_pair("valid_to", t);
+            }
+            if dry_run {
+                query.append_pair("dry_run", "true");
+            }
+            let path = format!(
+                "/api/v1/codelists/{}/versions?{}",
+                segment(&list),
+                query.finish()
+            );
+            upload(&client, &path, &file).await
+        }
         Command::Calls(args) => {
             let mut query = form_query();
             for (key, value) in [
@@ -358,11 +449,69 @@ fn segment(id: &str) -> String {
     percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
+/// Sends a file to the admin API with a progress bar, then waits for the verdict.
+async fn upload(client: &ClientArgs, path: &str, file: &std::path::Path) -> anyhow::Result<Value> {
+    let content_type = match file
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("csv") => "text/csv",
+        Some("json") => "application/json",
+        Some("xlsx") => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        _ => anyhow::bail!(
+            "{}: the file must end in .csv, .json or .xlsx",
+            file.display()
+        ),
+    };
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let bar = indicatif::ProgressBar::new(bytes.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_message("sending");
+    let total = bytes.len();
+    let chunks: Vec<Vec<u8>> = bytes.chunks(64 * 1024).map(<[u8]>::to_vec).collect();
+    let progress = bar.clone();
+    let stream = futures_util::stream::iter(chunks.into_iter().map(move |chunk| {
+        progress.inc(chunk.len() as u64);
+        if progress.position() >= progress.length().unwrap_or(0) {
+            progress.set_message("checking");
+        }
+        Ok::<_, std::io::Error>(chunk)
+    }));
+    let body = reqwest::Body::wrap_stream(stream);
+    let result = send(client, Method::POST, path, |req| {
+        req.header(reqwest::header::CONTENT_TYPE, content_type)
+            .header(reqwest::header::CONTENT_LENGTH, total)
+            .body(body)
+    })
+    .await;
+    bar.finish_and_clear();
+    result
+}
+
 async fn call(
     client: &ClientArgs,
     method: Method,
     path: &str,
     body: Option<Value>,
+) -> anyhow::Result<Value> {
+    send(client, method, path, |req| match body {
+        Some(b) => req.json(&b),
+        None => req,
+    })
+    .await
+}
+
+async fn send(
+    client: &ClientArgs,
+    method: Method,
+    path: &str,
+    with_body: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
 ) -> anyhow::Result<Value> {
     let token = match &client.admin_token {
         Some(t) => t.clone(),
@@ -386,10 +535,7 @@ async fn call(
     }
     let http = builder.build()?;
     let url = format!("{}{path}", client.admin_url.trim_end_matches('/'));
-    let mut request = http.request(method, &url).bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
+    let request = with_body(http.request(method, &url).bearer_auth(token));
     let response = request
         .send()
         .await
@@ -405,6 +551,18 @@ async fn call(
     if !status.is_success() {
         let code = value["error"].as_str().unwrap_or("error");
         let message = value["message"].as_str().unwrap_or("no message");
+        // Itemised problems (e.g. the bad rows of an import), one per line.
+        for e in value["details"]["errors"].as_array().into_iter().flatten() {
+            eprintln!(
+                "  row {}, column {}: {}",
+                e["row"],
+                e["column"]
+                    .as_str()
+                    .filter(|c| !c.is_empty())
+                    .unwrap_or("-"),
+                e["message"].as_str().unwrap_or("")
+            );
+        }
         anyhow::bail!("{message} ({code}, HTTP {})", status.as_u16());
     }
     Ok(value)

@@ -158,10 +158,10 @@ impl Config {
             bail!("instance must be a non-empty name without ':' or spaces, not {instance:?}");
         }
         let public_url = args.public_url.clone().or(file.public_url);
-        if let Some(url) = &public_url {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                bail!("public_url must start with http:// or https://, not {url:?}");
-            }
+        if let Some(url) = &public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            bail!("public_url must start with http:// or https://, not {url:?}");
         }
         Ok(Config {
             data_dir: args

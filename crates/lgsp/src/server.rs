@@ -117,6 +117,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         registry: registry.clone(),
         codes,
         admin_token_hash: hash_secret(admin_token.expose()),
+        import_lock: tokio::sync::Mutex::new(()),
     });
 
     let (stop, stopped) = watch::channel(false);

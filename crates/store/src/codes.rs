@@ -90,49 +90,33 @@ impl Store {
         .await?;
 
         for new in versions {
-            let v = &new.version;
+            insert_version(&mut tx, new).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Publishes a new version in one transaction: the version, its items,
+    /// its mappings, and the end of validity of the version it follows.
+    pub async fn publish_code_version(
+        &self,
+        new: &NewCodeVersion,
+        closes: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(previous) = closes {
             sqlx::query(
-                "INSERT INTO code_list_versions (list_id, version, valid_from, valid_to, published_at) \
-                 VALUES (?, ?, ?, ?, ?)",
+                "UPDATE code_list_versions SET valid_to = ? \
+                 WHERE list_id = ? AND version = ? AND (valid_to IS NULL OR valid_to > ?)",
             )
-            .bind(&v.list_id)
-            .bind(&v.version)
-            .bind(&v.valid_from)
-            .bind(&v.valid_to)
-            .bind(&v.published_at)
+            .bind(&new.version.valid_from)
+            .bind(&new.version.list_id)
+            .bind(previous)
+            .bind(&new.version.valid_from)
             .execute(&mut *tx)
             .await?;
-            for item in &new.items {
-                sqlx::query(
-                    "INSERT INTO code_items (list_id, version, code, name, parent_code, level, attributes) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?)",
-                )
-                .bind(&item.list_id)
-                .bind(&item.version)
-                .bind(&item.code)
-                .bind(&item.name)
-                .bind(&item.parent_code)
-                .bind(item.level)
-                .bind(&item.attributes)
-                .execute(&mut *tx)
-                .await?;
-            }
-            for m in &new.mappings {
-                sqlx::query(
-                    "INSERT INTO code_mappings (list_id, from_version, to_version, old_code, new_code, kind, is_default) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?)",
-                )
-                .bind(&m.list_id)
-                .bind(&m.from_version)
-                .bind(&m.to_version)
-                .bind(&m.old_code)
-                .bind(&m.new_code)
-                .bind(&m.kind)
-                .bind(m.is_default)
-                .execute(&mut *tx)
-                .await?;
-            }
         }
+        insert_version(&mut tx, new).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -173,4 +157,53 @@ impl Store {
         .fetch_all(&self.pool)
         .await?)
     }
+}
+
+async fn insert_version(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    new: &NewCodeVersion,
+) -> Result<(), StoreError> {
+    let v = &new.version;
+    sqlx::query(
+        "INSERT INTO code_list_versions (list_id, version, valid_from, valid_to, published_at) \
+         VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(&v.list_id)
+    .bind(&v.version)
+    .bind(&v.valid_from)
+    .bind(&v.valid_to)
+    .bind(&v.published_at)
+    .execute(&mut **tx)
+    .await?;
+    for item in &new.items {
+        sqlx::query(
+            "INSERT INTO code_items (list_id, version, code, name, parent_code, level, attributes) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&item.list_id)
+        .bind(&item.version)
+        .bind(&item.code)
+        .bind(&item.name)
+        .bind(&item.parent_code)
+        .bind(item.level)
+        .bind(&item.attributes)
+        .execute(&mut **tx)
+        .await?;
+    }
+    for m in &new.mappings {
+        sqlx::query(
+            "INSERT INTO code_mappings (list_id, from_version, to_version, old_code, new_code, kind, is_default) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&m.list_id)
+        .bind(&m.from_version)
+        .bind(&m.to_version)
+        .bind(&m.old_code)
+        .bind(&m.new_code)
+        .bind(&m.kind)
+        .bind(m.is_default)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
 }

@@ -41,7 +41,12 @@ pub fn router() -> Router<Arc<AdminPlane>> {
         )
         .route("/calls", get(calls::list))
         .route("/calls/{request_id}", get(calls::show))
-        .route("/codelists", get(codelists::list))
+        .route("/codelists", get(codelists::list).post(codelists::create))
+        .route(
+            "/codelists/{id}/versions",
+            post(codelists::import)
+                .layer(DefaultBodyLimit::max(lgsp_codes::import::MAX_IMPORT_BYTES)),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
 

@@ -6,6 +6,7 @@ mod calllog;
 mod cli;
 mod codes;
 mod gateway;
+mod imports;
 mod process;
 mod support;
 mod tls;
