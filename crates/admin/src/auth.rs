@@ -24,8 +24,7 @@ impl FromRequestParts<Arc<AdminPlane>> for Operator {
             .headers
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
+            .and_then(lgsp_auth::bearer_token);
         match token {
             Some(t) if lgsp_auth::verify_secret(t, &plane.admin_token_hash) => Ok(Operator),
             Some(_) => Err(ApiError::new(

@@ -15,7 +15,8 @@ pub enum Format {
 }
 
 impl Format {
-    /// `format=` wins; otherwise the first media type of `Accept` we serve.
+    /// `format=` wins; otherwise the media type of `Accept` we serve with
+    /// the highest quality (the first among equals); JSON when none is served.
     pub fn choose(param: Option<&str>, accept: Option<&str>) -> Result<Format, String> {
         if let Some(p) = param {
             return match p {
@@ -25,21 +26,25 @@ impl Format {
                 _ => Err("query parameter `format`: must be json, xml or csv".to_owned()),
             };
         }
-        for media in accept.unwrap_or("").split(',') {
-            let media = media
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase();
-            match media.as_str() {
-                "application/json" | "*/*" | "application/*" => return Ok(Format::Json),
-                "application/xml" | "text/xml" => return Ok(Format::Xml),
-                "text/csv" => return Ok(Format::Csv),
-                _ => {}
+        let mut best: Option<(f32, Format)> = None;
+        for entry in accept.unwrap_or("").split(',') {
+            let mut parts = entry.split(';');
+            let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+            let quality = parts
+                .filter_map(|p| p.trim().strip_prefix("q="))
+                .find_map(|q| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            let format = match media.as_str() {
+                "application/json" | "*/*" | "application/*" => Format::Json,
+                "application/xml" | "text/xml" => Format::Xml,
+                "text/csv" => Format::Csv,
+                _ => continue,
+            };
+            if quality > 0.0 && best.is_none_or(|(q, _)| quality > q) {
+                best = Some((quality, format));
             }
         }
-        Ok(Format::Json)
+        Ok(best.map_or(Format::Json, |(_, f)| f))
     }
 
     pub fn content_type(self) -> &'static str {
@@ -123,4 +128,30 @@ pub fn escape(text: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Format;
+
+    #[test]
+    fn negotiation_follows_quality() {
+        let pick = |a| Format::choose(None, Some(a)).unwrap();
+        assert_eq!(pick("application/xml"), Format::Xml);
+        assert_eq!(
+            pick("text/html,application/xml;q=0.9,*/*;q=0.8"),
+            Format::Xml
+        );
+        assert_eq!(
+            pick("application/xml;q=0.5, application/json"),
+            Format::Json
+        );
+        assert_eq!(pick("text/csv;q=0, text/xml"), Format::Xml);
+        assert_eq!(pick("image/png"), Format::Json);
+        assert_eq!(
+            Format::choose(Some("csv"), Some("application/xml")).unwrap(),
+            Format::Csv
+        );
+        assert!(Format::choose(Some("pdf"), None).is_err());
+    }
 }

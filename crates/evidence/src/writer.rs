@@ -139,8 +139,10 @@ async fn append_with_retry(store: &Store, records: &[CallRecord]) -> Result<Vec<
             Ok(seqs) => return Ok(seqs),
             Err(e) => {
                 tracing::error!(error = ?e, attempt, records = records.len(), "writing call records failed");
-                tokio::time::sleep(delay).await;
-                delay *= 4;
+                if attempt < 3 {
+                    tokio::time::sleep(delay).await;
+                    delay *= 4;
+                }
             }
         }
     }

@@ -120,6 +120,21 @@ pub enum SoapVersion {
 }
 
 impl SoapVersion {
+    /// SOAP if the request says so: `application/soap+xml`, or `text/xml` with a `SOAPAction`.
+    pub fn guess(headers: &HeaderMap) -> Option<SoapVersion> {
+        let ct = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())?
+            .to_ascii_lowercase();
+        if ct.starts_with("application/soap+xml") {
+            Some(SoapVersion::V12)
+        } else if ct.starts_with("text/xml") && headers.contains_key("soapaction") {
+            Some(SoapVersion::V11)
+        } else {
+            None
+        }
+    }
+
     /// SOAP 1.2 requests come as `application/soap+xml`; anything else gets a 1.1 fault.
     pub fn of(headers: &HeaderMap) -> SoapVersion {
         match headers

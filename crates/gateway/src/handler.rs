@@ -32,6 +32,8 @@ pub async fn gateway(
     let started = Instant::now();
     let request_id = Uuid::now_v7().to_string();
     let lang = Lang::from_headers(req.headers());
+    // Before the API is known, a request that looks like SOAP gets a SOAP fault.
+    let soap_guess = SoapVersion::guess(req.headers());
     let path = req.uri().path();
 
     let mut call = PendingCall {
@@ -61,7 +63,7 @@ pub async fn gateway(
                 "The path must be /{context}/{version}/…",
             ),
         );
-        return refuse(&plane, call, refusal, None, "no_api_in_path").await;
+        return refuse(&plane, call, refusal, soap_guess, "no_api_in_path").await;
     };
     call.api = Some(format!("{context}/{version}"));
     if has_dot_segment(rest) {
@@ -73,7 +75,7 @@ pub async fn gateway(
                 "The path must not contain '.' or '..' segments",
             ),
         );
-        return refuse(&plane, call, refusal, None, "dot_segment").await;
+        return refuse(&plane, call, refusal, soap_guess, "dot_segment").await;
     }
     let snapshot = plane.registry.snapshot();
     let Some(route) = snapshot.route(context, version).cloned() else {
@@ -85,7 +87,7 @@ pub async fn gateway(
                 &format!("There is no API {context}/{version} on this platform"),
             ),
         );
-        return refuse(&plane, call, refusal, None, "unknown_api").await;
+        return refuse(&plane, call, refusal, soap_guess, "unknown_api").await;
     };
     let soap = (route.protocol == Protocol::Soap).then(|| SoapVersion::of(req.headers()));
 
@@ -94,11 +96,7 @@ pub async fn gateway(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim);
+        .and_then(lgsp_auth::bearer_token);
     let Some(bearer) = bearer else {
         let refusal = Refusal::new(
             ErrorCode::InvalidToken,

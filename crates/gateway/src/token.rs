@@ -17,7 +17,7 @@ use uuid::Uuid;
 use crate::DataPlane;
 use crate::error::{Lang, message};
 
-/// Larger token requests are refused unread.
+/// Larger token requests are refused after reading at most this much.
 const MAX_TOKEN_REQUEST: usize = 16 * 1024;
 
 /// An OAuth2 error answer (RFC 6749 §5.2), with the platform's own fields beside.
@@ -52,7 +52,7 @@ fn oauth_error(status: StatusCode, error: &str, description: String, basic: bool
 pub async fn issue(
     State(plane): State<Arc<DataPlane>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Response {
     let lang = Lang::from_headers(&headers);
     let invalid = |vi: &str, en: &str| {
@@ -77,9 +77,11 @@ pub async fn issue(
             "The request must have Content-Type: application/x-www-form-urlencoded",
         );
     }
-    if body.len() > MAX_TOKEN_REQUEST {
-        return invalid("Yêu cầu quá lớn", "The request is too large");
-    }
+    // Read no more than the limit, whatever the client sends.
+    let body: Bytes = match axum::body::to_bytes(body, MAX_TOKEN_REQUEST).await {
+        Ok(b) => b,
+        Err(_) => return invalid("Yêu cầu quá lớn", "The request is too large"),
+    };
 
     // Parameters must not repeat (RFC 6749 §3.2).
     let mut grant_type = None;
@@ -231,7 +233,6 @@ pub async fn metadata(State(plane): State<Arc<DataPlane>>) -> Response {
         "jwks_uri": format!("{issuer}/jwks"),
         "grant_types_supported": ["client_credentials"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-        "token_endpoint_auth_signing_alg_values_supported": ["EdDSA"],
     }))
     .into_response()
 }

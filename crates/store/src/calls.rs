@@ -58,7 +58,11 @@ impl Store {
             });
             insert.push(" RETURNING seq");
             let rows: Vec<(i64,)> = insert.build_query_as().fetch_all(&mut *tx).await?;
-            seqs.extend(rows.into_iter().map(|(seq,)| seq));
+            // Rows get increasing rowids in VALUES order, but RETURNING may
+            // list them in any order: sort to pair each record with its seq.
+            let mut chunk_seqs: Vec<i64> = rows.into_iter().map(|(seq,)| seq).collect();
+            chunk_seqs.sort_unstable();
+            seqs.extend(chunk_seqs);
         }
         tx.commit().await?;
         Ok(seqs)

@@ -96,6 +96,8 @@ impl Store {
         .ok_or_else(|| StoreError::NotFound(format!("system {id}")))
     }
 
+    /// Renames, disables or enables. Disabling also moves the token
+    /// generation on, so tokens issued before stay dead after re-enabling.
     pub async fn update_system(
         &self,
         id: &str,
@@ -105,9 +107,11 @@ impl Store {
     ) -> Result<System, StoreError> {
         sqlx::query_as(
             "UPDATE systems SET name = COALESCE(?, name), enabled = COALESCE(?, enabled), \
+             secret_generation = secret_generation + (CASE WHEN ? = 0 AND enabled = 1 THEN 1 ELSE 0 END), \
              updated_at = ? WHERE id = ? RETURNING *",
         )
         .bind(name)
+        .bind(enabled)
         .bind(enabled)
         .bind(now)
         .bind(id)

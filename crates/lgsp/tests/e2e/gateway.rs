@@ -281,14 +281,23 @@ async fn subscriptions_disabling_and_rotation_decide_access() {
         Some(json!({"enabled": true})),
     )
     .await;
-    assert_eq!(
-        p.call(Method::GET, "/echo/1.0/x", &w.token)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::OK
-    );
+    // Re-enabled, it needs a new token: the old one stays dead.
+    let resp = p
+        .call(Method::GET, "/echo/1.0/x", &w.token)
+        .send()
+        .await
+        .unwrap();
+    assert_refused(&w, resp, StatusCode::UNAUTHORIZED, "invalid_token").await;
+    let token = p.token(&w.consumer).await;
+    // The scheme is case-insensitive.
+    let resp = p
+        .http
+        .get(format!("{}/echo/1.0/x", p.data))
+        .header("authorization", format!("BEARER {token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
 
     // Rotating the secret: old secret and old tokens stop, the new secret works.
     let (status, body) = p
@@ -302,7 +311,7 @@ async fn subscriptions_disabling_and_rotation_decide_access() {
     rotated.secret = body["client_secret"].as_str().unwrap().to_owned();
     assert_ne!(rotated.secret, w.consumer.secret);
     let resp = p
-        .call(Method::GET, "/echo/1.0/x", &w.token)
+        .call(Method::GET, "/echo/1.0/x", &token)
         .send()
         .await
         .unwrap();
@@ -482,6 +491,23 @@ async fn soap_apis_answer_with_soap_faults() {
     assert!(
         text.contains("http://www.w3.org/2003/05/soap-envelope") && text.contains("env:Sender"),
         "{text}"
+    );
+
+    // An API that does not exist, asked in SOAP, answers in SOAP.
+    let resp = p
+        .call(Method::POST, "/nosuch/1.0", &w.token)
+        .header("content-type", "text/xml; charset=utf-8")
+        .header("soapaction", "\"urn:x\"")
+        .body("<soap:Envelope/>")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    assert!(
+        resp.text()
+            .await
+            .unwrap()
+            .contains("<lgsp:code>unknown_api</lgsp:code>")
     );
 
     // Subscribed, the envelope goes through untouched.
