@@ -6,9 +6,11 @@
 //! names the date it is read at (today by default), because a code means
 //! nothing without it: new ward codes of 2025 reuse old codes.
 
+pub mod callbacks;
 mod fold;
 pub mod import;
 mod index;
+pub mod notices;
 mod publish;
 mod render;
 mod seed;

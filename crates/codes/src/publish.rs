@@ -83,8 +83,27 @@ pub async fn import(
     }
     drop(current);
 
+    let notice = json!({
+        "event": "codelist.version_published",
+        "list": request.list_id,
+        "version": request.version,
+        "valid_from": request.valid_from,
+        "valid_to": request.valid_to,
+        "follows": checked.closes,
+        "summary": summary,
+        "published_at": now,
+    })
+    .to_string();
+    let now_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0);
     store
-        .publish_code_version(&checked.version, checked.closes.as_deref())
+        .publish_code_version(
+            &checked.version,
+            checked.closes.as_deref(),
+            Some((&notice, now, now_us)),
+        )
         .await?;
     lists.store(std::sync::Arc::new(CodeLists::load(store).await?));
     tracing::info!(list = %request.list_id, version = %request.version, items = checked.version.items.len(), "code list version published");

@@ -39,6 +39,8 @@ pub enum Reply {
         /// When the list last changed (RFC 3339), for `Last-Modified`.
         last_modified: Option<String>,
     },
+    /// A JSON answer with its own status (the callbacks resource).
+    Status { status: StatusCode, body: Bytes },
     Error {
         status: StatusCode,
         code: &'static str,
@@ -47,7 +49,20 @@ pub enum Reply {
 }
 
 impl Reply {
-    fn error(status: StatusCode, code: &'static str, message: impl Into<String>) -> Reply {
+    pub(crate) fn json_status(status: StatusCode, value: &impl Serialize) -> Reply {
+        let body = if status == StatusCode::NO_CONTENT {
+            Bytes::new()
+        } else {
+            Bytes::from(serde_json::to_vec(value).expect("serialising a reply"))
+        };
+        Reply::Status { status, body }
+    }
+
+    pub(crate) fn error(
+        status: StatusCode,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> Reply {
         Reply::Error {
             status,
             code,

@@ -21,6 +21,8 @@ use crate::body::{PendingCall, RecordedBody, RequestSide};
 use crate::error::{ErrorCode, Lang, Refusal, SoapVersion, message};
 use crate::proxy::{Forward, downstream_headers, upstream_request, upstream_uri};
 
+/// Largest body the platform's own services read.
+const MAX_SERVICE_BODY: usize = 64 * 1024;
 /// Longest request path written to the call log.
 const MAX_LOGGED_PATH: usize = 2048;
 
@@ -319,7 +321,42 @@ async fn builtin(
     req: Request<Body>,
     rest: &str,
 ) -> Response<Body> {
+    let if_none_match = req.headers().get(header::IF_NONE_MATCH).cloned();
+    let head = req.method() == Method::HEAD;
     let reply = match &*route.context {
+        "danhmuc" if lgsp_codes::callbacks::route(rest).is_some() => {
+            let (list_id, callback_id) = lgsp_codes::callbacks::route(rest).unwrap_or_default();
+            let method = req.method().clone();
+            let consumer = call.consumer.clone().unwrap_or_default();
+            match axum::body::to_bytes(req.into_body(), MAX_SERVICE_BODY).await {
+                Ok(body) => {
+                    let lists = plane.codes.load_full();
+                    let now = lgsp_registry::now_rfc3339();
+                    let store = plane.registry.store();
+                    lgsp_codes::callbacks::handle(
+                        store,
+                        &lists,
+                        &consumer,
+                        &method,
+                        list_id,
+                        callback_id,
+                        body,
+                        &now,
+                    )
+                    .await
+                }
+                Err(_) => {
+                    return refuse(
+                        plane,
+                        call,
+                        too_large(Lang::Vi, MAX_SERVICE_BODY as u64),
+                        None,
+                        "body_too_large",
+                    )
+                    .await;
+                }
+            }
+        }
         "danhmuc" => {
             let lists = plane.codes.load();
             let accept = req
@@ -347,12 +384,10 @@ async fn builtin(
             last_modified,
         } => {
             let cache = Validators::new(&body, last_modified.as_deref());
-            let not_modified = req
-                .headers()
-                .get(header::IF_NONE_MATCH)
+            let not_modified = if_none_match
+                .as_ref()
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|tags| cache.matches(tags));
-            let head = req.method() == Method::HEAD;
             let (status, body) = if not_modified {
                 (StatusCode::NOT_MODIFIED, Bytes::new())
             } else {
@@ -363,6 +398,17 @@ async fn builtin(
                 cache.apply(response.headers_mut());
             }
             response
+        }
+        Reply::Status { status, body } => {
+            respond(
+                plane,
+                call,
+                status,
+                "application/json; charset=utf-8",
+                body,
+                false,
+            )
+            .await
         }
         Reply::Error {
             status,

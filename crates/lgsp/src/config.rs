@@ -17,6 +17,7 @@
 //! | `operator_unit_code` | `--operator-unit-code` | `LGSP_OPERATOR_UNIT_CODE` | `000.00.13.H41` |
 //! | `operator_unit_name` | `--operator-unit-name` | `LGSP_OPERATOR_UNIT_NAME` | `Sở Thông tin và Truyền thông` |
 //! | `demo_upstream_listen` | `--demo-upstream-listen` | `LGSP_DEMO_UPSTREAM_LISTEN` | `127.0.0.1:8090` |
+//! | `notice_retry_base_ms` | `--notice-retry-base-ms` | `LGSP_NOTICE_RETRY_BASE_MS` | `5000` (first retry of a code-list notice; doubles up to 1 h) |
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -72,6 +73,10 @@ pub struct ServeArgs {
     /// Where the demo's sample providers listen [default: 127.0.0.1:8090].
     #[arg(long, env = "LGSP_DEMO_UPSTREAM_LISTEN")]
     pub demo_upstream_listen: Option<SocketAddr>,
+    /// Wait before the first retry of an unacknowledged code-list notice, in ms;
+    /// it doubles at each retry, up to an hour [default: 5000].
+    #[arg(long, env = "LGSP_NOTICE_RETRY_BASE_MS")]
+    pub notice_retry_base_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -91,6 +96,7 @@ struct FileConfig {
     operator_unit_name: Option<String>,
     demo: Option<bool>,
     demo_upstream_listen: Option<SocketAddr>,
+    notice_retry_base_ms: Option<u64>,
 }
 
 /// The settings in force, after file, environment and flags are merged.
@@ -109,6 +115,7 @@ pub struct Config {
     pub operator_unit_name: String,
     pub demo: bool,
     pub demo_upstream_listen: SocketAddr,
+    pub notice_retry_base_ms: u64,
 }
 
 impl Config {
@@ -163,7 +170,15 @@ impl Config {
         {
             bail!("public_url must start with http:// or https://, not {url:?}");
         }
+        let notice_retry_base_ms = args
+            .notice_retry_base_ms
+            .or(file.notice_retry_base_ms)
+            .unwrap_or(5000);
+        if !(10..=3_600_000).contains(&notice_retry_base_ms) {
+            bail!("notice_retry_base_ms must be 10 to 3600000, not {notice_retry_base_ms}");
+        }
         Ok(Config {
+            notice_retry_base_ms,
             data_dir: args
                 .data_dir
                 .clone()

@@ -73,6 +73,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     // 4. In-memory state of the data plane.
     let codes = Arc::new(ArcSwap::from_pointee(CodeLists::load(&store).await?));
     let (calls, call_writer) = CallLog::start(store.clone());
+    extra.push(lgsp_codes::notices::start_deliveries(
+        store.clone(),
+        std::time::Duration::from_millis(config.notice_retry_base_ms),
+        lgsp_registry::now_rfc3339,
+    ));
 
     // 5. Listeners.
     let tls = match &config.tls {

@@ -98,10 +98,14 @@ impl Store {
 
     /// Publishes a new version in one transaction: the version, its items,
     /// its mappings, and the end of validity of the version it follows.
+    ///
+    /// `notice` (a JSON payload) is queued, in the same transaction, for
+    /// every system with an active callback on the list.
     pub async fn publish_code_version(
         &self,
         new: &NewCodeVersion,
         closes: Option<&str>,
+        notice: Option<(&str, &str, i64)>,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         if let Some(previous) = closes {
@@ -117,6 +121,22 @@ impl Store {
             .await?;
         }
         insert_version(&mut tx, new).await?;
+        if let Some((payload, now, now_us)) = notice {
+            // One notice per callback; its id is derived from the callback and version.
+            sqlx::query(
+                "INSERT INTO code_notices (id, callback_id, list_id, version, payload, state, next_attempt_us, created_at) \
+                 SELECT id || ':' || ?, id, list_id, ?, ?, 'pending', ?, ? FROM code_list_callbacks \
+                 WHERE list_id = ? AND revoked_at IS NULL",
+            )
+            .bind(&new.version.version)
+            .bind(&new.version.version)
+            .bind(payload)
+            .bind(now_us)
+            .bind(now)
+            .bind(&new.version.list_id)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(())
     }

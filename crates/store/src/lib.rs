@@ -6,6 +6,7 @@ mod calls;
 mod codes;
 mod error;
 mod model;
+mod notices;
 mod registry;
 
 use std::path::Path;
@@ -19,6 +20,7 @@ pub use calls::{CallFilter, CallPage};
 pub use codes::{CodeItemRow, CodeListRow, CodeMappingRow, CodeVersionRow, NewCodeVersion};
 pub use error::StoreError;
 pub use model::{Api, CallRecord, Subscription, System, Unit};
+pub use notices::{CodeCallback, CodeNotice, DueNotice};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 

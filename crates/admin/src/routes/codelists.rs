@@ -175,3 +175,45 @@ pub async fn import(
         Err(ImportFailure::Store(e)) => Err(e.into()),
     }
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoticeQuery {
+    list: Option<String>,
+    limit: Option<i64>,
+}
+
+/// `GET /api/v1/codelists/callbacks?list=` (operator): active callback registrations.
+pub async fn callbacks(
+    _: Operator,
+    State(plane): State<Arc<AdminPlane>>,
+    query: Result<Query<NoticeQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
+    let items = plane
+        .registry
+        .store()
+        .code_callbacks(q.list.as_deref(), None)
+        .await?;
+    Ok(Json(json!({ "items": items })))
+}
+
+/// `GET /api/v1/codelists/notices?list=&limit=` (operator): change notices with
+/// their delivery state, attempts and last error, newest first.
+pub async fn notices(
+    _: Operator,
+    State(plane): State<Arc<AdminPlane>>,
+    query: Result<Query<NoticeQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid("limit: must be 1 to 1000"));
+    }
+    let items = plane
+        .registry
+        .store()
+        .code_notices(q.list.as_deref(), limit)
+        .await?;
+    Ok(Json(json!({ "items": items })))
+}

@@ -42,6 +42,8 @@ pub fn router() -> Router<Arc<AdminPlane>> {
         .route("/calls", get(calls::list))
         .route("/calls/{request_id}", get(calls::show))
         .route("/codelists", get(codelists::list).post(codelists::create))
+        .route("/codelists/callbacks", get(codelists::callbacks))
+        .route("/codelists/notices", get(codelists::notices))
         .route(
             "/codelists/{id}/versions",
             post(codelists::import)

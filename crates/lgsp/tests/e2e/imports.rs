@@ -359,3 +359,136 @@ async fn the_cli_imports_a_file() {
     );
     p.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn change_notices_are_retried_until_acknowledged() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    // A consumer endpoint that fails twice, then acknowledges.
+    let hits = Arc::new(AtomicUsize::new(0));
+    let received = Arc::new(std::sync::Mutex::new(Vec::<Value>::new()));
+    let app = {
+        let (hits, received) = (hits.clone(), received.clone());
+        axum::Router::new().route(
+            "/notices",
+            axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
+                let (hits, received) = (hits.clone(), received.clone());
+                async move {
+                    received.lock().unwrap().push(body);
+                    if hits.fetch_add(1, Ordering::SeqCst) < 2 {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    } else {
+                        StatusCode::NO_CONTENT
+                    }
+                }
+            }),
+        )
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let receiver = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let w = World::with(|a| a.notice_retry_base_ms = Some(100)).await;
+    let p = &w.platform;
+    create_religions(p).await;
+    import(
+        p,
+        "tongiao",
+        "version=2020&valid_from=2020-01-01",
+        "text/csv",
+        V1.as_bytes().to_vec(),
+    )
+    .await;
+
+    let callbacks = "/danhmuc/1.0/lists/tongiao/callbacks";
+    let url = format!("http://{receiver}/notices");
+    let resp = p
+        .call(Method::POST, callbacks, &w.token)
+        .json(&json!({"callback_url": url}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let registration: Value = resp.json().await.unwrap();
+    assert_eq!(registration["system_id"], w.consumer.id.as_str());
+    let again = p
+        .call(Method::POST, callbacks, &w.token)
+        .json(&json!({"callback_url": url}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::CONFLICT);
+    for bad in [
+        json!({"callback_url": "ftp://x"}),
+        json!({"url": "http://x"}),
+        json!("x"),
+    ] {
+        let resp = p
+            .call(Method::POST, callbacks, &w.token)
+            .json(&bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{bad}");
+    }
+    let mine: Value = p
+        .call(Method::GET, callbacks, &w.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(mine["items"].as_array().unwrap().len(), 1);
+    // Another system cannot remove it.
+    let other = p.system("000.00.20.H41", "khac").await;
+    let other_token = p.token(&other).await;
+    let id = registration["id"].as_str().unwrap();
+    let resp = p
+        .call(Method::DELETE, &format!("{callbacks}/{id}"), &other_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+
+    let v2 = "ma,ten\r\n01,Phật giáo\r\n02,Công giáo\r\n";
+    let (status, _) = import(
+        p,
+        "tongiao",
+        "version=2026&valid_from=2026-01-01",
+        "text/csv",
+        v2.as_bytes().to_vec(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    let mut delivered = Value::Null;
+    for _ in 0..100 {
+        let (_, notices) = p.admin_get("/api/v1/codelists/notices?list=tongiao").await;
+        if notices["items"][0]["state"] == "delivered" {
+            delivered = notices["items"][0].clone();
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(delivered["attempts"], 3, "{delivered}");
+    assert_eq!(delivered["last_status"], 204);
+    assert_eq!(hits.load(Ordering::SeqCst), 3);
+    let first = received.lock().unwrap()[0].clone();
+    assert_eq!(first["event"], "codelist.version_published");
+    assert_eq!(first["version"], "2026");
+    assert_eq!(first["valid_from"], "2026-01-01");
+    assert_eq!(first["summary"]["removed"], 2);
+
+    // Once removed, no more notices.
+    let resp = p
+        .call(Method::DELETE, &format!("{callbacks}/{id}"), &w.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    let (_, registered) = p.admin_get("/api/v1/codelists/callbacks").await;
+    assert!(registered["items"].as_array().unwrap().is_empty());
+    w.platform.stop().await;
+}
