@@ -18,6 +18,14 @@ struct Proc {
     stdout: Vec<String>,
 }
 
+/// A failing test must not leave a server behind.
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn spawn(dir: &std::path::Path, extra: &[&str]) -> Proc {
     let mut child = Command::new(env!("CARGO_BIN_EXE_lgsp"))
         .args([
@@ -208,9 +216,12 @@ async fn sigterm_finishes_calls_in_flight_then_exits_0() {
 
     let (status, id, body) = in_flight.await.unwrap();
     assert_eq!((status, body.as_str()), (StatusCode::OK, "late"));
-    let exit = tokio::task::spawn_blocking(move || p.child.wait().unwrap())
-        .await
-        .unwrap();
+    let exit = tokio::task::spawn_blocking(move || {
+        let proc = &mut p;
+        proc.child.wait().unwrap()
+    })
+    .await
+    .unwrap();
     assert_eq!(exit.code(), Some(0));
 
     let store = lgsp_store::Store::open(&dir.path().join("lgsp.db"))
