@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use lgsp_store::{CallRecord, Store};
+use lgsp_store::{CallAppender, CallRecord, Store, StoreError};
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -37,11 +37,12 @@ pub struct CallLog {
 }
 
 impl CallLog {
-    /// Starts the writer task on `store`.
-    pub fn start(store: Store) -> (CallLog, JoinHandle<()>) {
+    /// Starts the writer, on a thread of its own with its own connection to `store`'s file.
+    pub fn start(store: &Store) -> Result<(CallLog, JoinHandle<()>), StoreError> {
+        let appender = CallAppender::open(store.path())?;
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
-        let task = tokio::spawn(write_loop(store, rx));
-        (CallLog { tx }, task)
+        let task = tokio::task::spawn_blocking(move || write_loop(appender, rx));
+        Ok((CallLog { tx }, task))
     }
 
     /// Appends a record and waits until it is synced to disk. Returns its sequence number.
@@ -83,12 +84,12 @@ impl CallLog {
     }
 }
 
-async fn write_loop(store: Store, mut rx: mpsc::Receiver<Message>) {
+fn write_loop(mut appender: CallAppender, mut rx: mpsc::Receiver<Message>) {
     let mut records = Vec::with_capacity(MAX_GROUP);
     let mut waiters = Vec::with_capacity(MAX_GROUP);
     let mut closing = None;
 
-    while let Some(first) = rx.recv().await {
+    while let Some(first) = rx.blocking_recv() {
         // Take what is already queued: one transaction, one disk sync for all of it.
         let mut next = Some(first);
         while let Some(message) = next.take() {
@@ -108,7 +109,7 @@ async fn write_loop(store: Store, mut rx: mpsc::Receiver<Message>) {
         }
 
         if !records.is_empty() {
-            let outcome = append_with_retry(&store, &records).await;
+            let outcome = append_with_retry(&mut appender, &records);
             for (i, waiter) in waiters.drain(..).enumerate() {
                 let answer = match &outcome {
                     Ok(seqs) => Ok(seqs[i]),
@@ -132,15 +133,15 @@ async fn write_loop(store: Store, mut rx: mpsc::Receiver<Message>) {
 }
 
 /// A busy or briefly failing disk gets three tries before the group is refused.
-async fn append_with_retry(store: &Store, records: &[CallRecord]) -> Result<Vec<i64>, ()> {
+fn append_with_retry(appender: &mut CallAppender, records: &[CallRecord]) -> Result<Vec<i64>, ()> {
     let mut delay = Duration::from_millis(20);
     for attempt in 1..=3 {
-        match store.append_calls(records).await {
+        match appender.append(records) {
             Ok(seqs) => return Ok(seqs),
             Err(e) => {
                 tracing::error!(error = ?e, attempt, records = records.len(), "writing call records failed");
                 if attempt < 3 {
-                    tokio::time::sleep(delay).await;
+                    std::thread::sleep(delay);
                     delay *= 4;
                 }
             }

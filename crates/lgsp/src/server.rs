@@ -72,7 +72,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
 
     // 4. In-memory state of the data plane.
     let codes = Arc::new(ArcSwap::from_pointee(CodeLists::load(&store).await?));
-    let (calls, call_writer) = CallLog::start(store.clone());
+    let (calls, call_writer) = CallLog::start(&store).context("opening the call log")?;
     extra.push(lgsp_codes::notices::start_deliveries(
         store.clone(),
         std::time::Duration::from_millis(config.notice_retry_base_ms),

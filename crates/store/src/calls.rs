@@ -1,11 +1,8 @@
-//! The call log's rows: appended in groups by one writer, read back with filters.
+//! The call log's rows, read back with filters (they are written by `CallAppender`).
 
 use sqlx::{QueryBuilder, Sqlite};
 
 use crate::{CallRecord, Store, StoreError};
-
-/// SQLite allows 32,766 bound parameters in one statement; a record takes 14.
-const MAX_ROWS_PER_INSERT: usize = 2000;
 
 /// Which calls to list. Every field narrows the result; `None` means any.
 #[derive(Clone, Debug, Default)]
@@ -29,45 +26,6 @@ pub struct CallPage {
 }
 
 impl Store {
-    /// Appends records in one transaction, synced to disk when it returns.
-    /// Returns the `seq` given to each record, in order.
-    pub async fn append_calls(&self, records: &[CallRecord]) -> Result<Vec<i64>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let mut seqs = Vec::with_capacity(records.len());
-        for chunk in records.chunks(MAX_ROWS_PER_INSERT) {
-            let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT INTO calls (request_id, time_us, consumer, api, method, path, status, \
-                 latency_us, request_bytes, response_bytes, request_sha256, response_sha256, \
-                 client_addr, reason) ",
-            );
-            insert.push_values(chunk, |mut row, r| {
-                row.push_bind(&r.request_id)
-                    .push_bind(r.time_us)
-                    .push_bind(&r.consumer)
-                    .push_bind(&r.api)
-                    .push_bind(&r.method)
-                    .push_bind(&r.path)
-                    .push_bind(r.status)
-                    .push_bind(r.latency_us)
-                    .push_bind(r.request_bytes)
-                    .push_bind(r.response_bytes)
-                    .push_bind(&r.request_sha256)
-                    .push_bind(&r.response_sha256)
-                    .push_bind(&r.client_addr)
-                    .push_bind(&r.reason);
-            });
-            insert.push(" RETURNING seq");
-            let rows: Vec<(i64,)> = insert.build_query_as().fetch_all(&mut *tx).await?;
-            // Rows get increasing rowids in VALUES order, but RETURNING may
-            // list them in any order: sort to pair each record with its seq.
-            let mut chunk_seqs: Vec<i64> = rows.into_iter().map(|(seq,)| seq).collect();
-            chunk_seqs.sort_unstable();
-            seqs.extend(chunk_seqs);
-        }
-        tx.commit().await?;
-        Ok(seqs)
-    }
-
     /// Newest first.
     pub async fn calls(&self, filter: &CallFilter) -> Result<CallPage, StoreError> {
         let mut query: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT * FROM calls WHERE 1 = 1");

@@ -2,8 +2,12 @@
 //! transaction, so a version lands whole or not at all.
 
 use serde::Serialize;
+use sqlx::{QueryBuilder, Sqlite};
 
 use crate::{Store, StoreError};
+
+/// Rows per INSERT: 7 parameters each, well under SQLite's 32,766.
+const ROWS_PER_INSERT: usize = 2000;
 
 #[derive(Clone, Debug, Serialize, sqlx::FromRow)]
 pub struct CodeListRow {
@@ -195,35 +199,36 @@ async fn insert_version(
     .bind(&v.published_at)
     .execute(&mut **tx)
     .await?;
-    for item in &new.items {
-        sqlx::query(
-            "INSERT INTO code_items (list_id, version, code, name, parent_code, level, attributes) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&item.list_id)
-        .bind(&item.version)
-        .bind(&item.code)
-        .bind(&item.name)
-        .bind(&item.parent_code)
-        .bind(item.level)
-        .bind(&item.attributes)
-        .execute(&mut **tx)
-        .await?;
+    // Many rows per statement: a 10,000-item version is a few statements, not 10,000.
+    for chunk in new.items.chunks(ROWS_PER_INSERT) {
+        let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "INSERT INTO code_items (list_id, version, code, name, parent_code, level, attributes) ",
+        );
+        insert.push_values(chunk, |mut row, item| {
+            row.push_bind(&item.list_id)
+                .push_bind(&item.version)
+                .push_bind(&item.code)
+                .push_bind(&item.name)
+                .push_bind(&item.parent_code)
+                .push_bind(item.level)
+                .push_bind(&item.attributes);
+        });
+        insert.build().execute(&mut **tx).await?;
     }
-    for m in &new.mappings {
-        sqlx::query(
-            "INSERT INTO code_mappings (list_id, from_version, to_version, old_code, new_code, kind, is_default) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&m.list_id)
-        .bind(&m.from_version)
-        .bind(&m.to_version)
-        .bind(&m.old_code)
-        .bind(&m.new_code)
-        .bind(&m.kind)
-        .bind(m.is_default)
-        .execute(&mut **tx)
-        .await?;
+    for chunk in new.mappings.chunks(ROWS_PER_INSERT) {
+        let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "INSERT INTO code_mappings (list_id, from_version, to_version, old_code, new_code, kind, is_default) ",
+        );
+        insert.push_values(chunk, |mut row, m| {
+            row.push_bind(&m.list_id)
+                .push_bind(&m.from_version)
+                .push_bind(&m.to_version)
+                .push_bind(&m.old_code)
+                .push_bind(&m.new_code)
+                .push_bind(&m.kind)
+                .push_bind(m.is_default);
+        });
+        insert.build().execute(&mut **tx).await?;
     }
     Ok(())
 }

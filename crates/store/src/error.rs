@@ -11,6 +11,9 @@ pub enum StoreError {
     NotFound(String),
     #[error("database error")]
     Database(#[source] sqlx::Error),
+    /// The call log's own connection failed.
+    #[error("call log storage failed: {0}")]
+    Appender(String),
     #[error("database migration failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 }

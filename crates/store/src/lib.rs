@@ -2,6 +2,7 @@
 //! created and migrated at start. Every other component reaches storage only
 //! through this crate.
 
+mod appender;
 mod calls;
 mod codes;
 mod error;
@@ -16,6 +17,7 @@ use std::time::Duration;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+pub use appender::CallAppender;
 pub use calls::{CallFilter, CallPage};
 pub use codes::{CodeItemRow, CodeListRow, CodeMappingRow, CodeVersionRow, NewCodeVersion};
 pub use error::StoreError;
@@ -28,6 +30,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: SqlitePool,
+    path: std::path::PathBuf,
 }
 
 impl Store {
@@ -48,13 +51,21 @@ impl Store {
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Store { pool })
+        Ok(Store {
+            pool,
+            path: path.to_path_buf(),
+        })
     }
 
     /// Quick liveness probe of the database.
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    /// The file behind the store, for the call log's own connection.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     pub async fn close(&self) {
