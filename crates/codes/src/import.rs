@@ -669,6 +669,9 @@ fn scalar(v: &Value) -> String {
 }
 
 /// An Excel cell as text; whole numbers lose their `.0`.
+// LIMITATION: a code typed as a number in Excel has already lost its leading
+// zeros ("01" became 1); it is imported as "1". Officials must type codes as
+// text; the docs say so.
 fn cell(c: &Data) -> String {
     match c {
         Data::Empty => String::new(),

@@ -26,6 +26,10 @@ pub fn backoff(base: Duration, attempts: i64) -> Duration {
     base.saturating_mul(factor).min(MAX_DELAY)
 }
 
+// LIMITATION: notices are not signed; a consumer that must be sure a notice
+// came from the platform re-reads the list through the gateway (the notice
+// says which version to read). Delivery is at least once: a consumer may see
+// a notice twice if its acknowledgement is lost.
 /// Starts the delivery worker; it runs until the task is aborted.
 pub fn start_deliveries(
     store: Store,

@@ -149,6 +149,10 @@ impl SoapVersion {
     }
 }
 
+// LIMITATION: faults keep the refusal's HTTP status (401, 403, 404, …) rather
+// than the 500 that WS-I Basic Profile asks for; toolkits that read a fault
+// only on 500 report these as transport errors, with the status still exact.
+// The SOAP 1.2 reason is tagged `vi` even when the English text was asked for.
 fn soap_fault(version: SoapVersion, refusal: &Refusal, request_id: &str) -> (&'static str, String) {
     let sender = refusal.status.is_client_error();
     let message = xml_escape(&refusal.message);
