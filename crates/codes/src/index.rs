@@ -27,8 +27,8 @@ pub struct VersionIndex {
     by_code: HashMap<String, usize>,
     children: HashMap<String, Vec<usize>>,
     roots: Vec<usize>,
-    /// Folded name (and other spellings) of each item, for search.
-    folded: Vec<Vec<String>>,
+    /// Search keys of each item, prepared once when the version is loaded.
+    keys: Vec<SearchKeys>,
 }
 
 #[derive(Debug)]
@@ -215,24 +215,21 @@ impl VersionIndex {
             by_code: HashMap::with_capacity(rows.len()),
             children: HashMap::new(),
             roots: Vec::new(),
-            folded: Vec::with_capacity(rows.len()),
+            keys: Vec::with_capacity(rows.len()),
         };
         for r in rows {
             let attributes = match serde_json::from_str(&r.attributes) {
                 Ok(serde_json::Value::Object(map)) => map,
                 _ => serde_json::Map::new(),
             };
-            let mut folded = vec![fold(&r.name)];
-            if let Some(serde_json::Value::Array(others)) = attributes.get("other_spellings") {
-                folded.extend(others.iter().filter_map(|v| v.as_str()).map(fold));
-            }
+            let keys = SearchKeys::new(&r.name, &attributes);
             let i = index.items.len();
             index.by_code.insert(r.code.clone(), i);
             match &r.parent_code {
                 Some(p) => index.children.entry(p.clone()).or_default().push(i),
                 None => index.roots.push(i),
             }
-            index.folded.push(folded);
+            index.keys.push(keys);
             index.items.push(Item {
                 code: r.code,
                 name: r.name,
@@ -287,26 +284,15 @@ impl VersionIndex {
         let word_start = format!(" {q}");
 
         let mut hits: Vec<(u8, bool, usize, usize)> = Vec::new();
-        for (i, names) in self.folded.iter().enumerate() {
-            let item = &self.items[i];
-            let kind = item
-                .attributes
-                .get("type")
-                .and_then(|t| t.as_str())
-                .map(fold);
-            let best = names
+        for (i, keys) in self.keys.iter().enumerate() {
+            let best = keys
+                .names
                 .iter()
-                .filter_map(|name| {
-                    let core = kind
-                        .as_deref()
-                        .and_then(|k| name.strip_prefix(k)?.strip_prefix(' '))
-                        .unwrap_or(name);
-                    rank(name, core, &q, &word_start, &words)
-                })
+                .filter_map(|(name, core)| rank(name, &name[*core..], &q, &word_start, &words))
                 .min();
             if let Some(score) = best {
-                let same_marks = item.name.to_lowercase().contains(&exact_lower);
-                hits.push((score, !same_marks, item.name.chars().count(), i));
+                let same_marks = keys.lower.contains(&exact_lower);
+                hits.push((score, !same_marks, keys.chars, i));
             }
         }
         hits.sort_unstable();
@@ -314,6 +300,46 @@ impl VersionIndex {
             .take(limit)
             .map(|(.., i)| &self.items[i])
             .collect()
+    }
+}
+
+/// What search compares, computed when a version is loaded rather than per query.
+#[derive(Debug)]
+struct SearchKeys {
+    /// Folded name and other spellings, each with where the name proper
+    /// starts once the unit type ("phuong", "xa", …) is left out.
+    names: Vec<(String, usize)>,
+    /// The name in lower case, diacritics kept.
+    lower: String,
+    chars: usize,
+}
+
+impl SearchKeys {
+    fn new(name: &str, attributes: &serde_json::Map<String, serde_json::Value>) -> SearchKeys {
+        let kind = attributes.get("type").and_then(|t| t.as_str()).map(fold);
+        let mut spellings = vec![fold(name)];
+        if let Some(serde_json::Value::Array(others)) = attributes.get("other_spellings") {
+            spellings.extend(others.iter().filter_map(|v| v.as_str()).map(fold));
+        }
+        let names = spellings
+            .into_iter()
+            .map(|folded| {
+                let core = kind
+                    .as_deref()
+                    .filter(|k| {
+                        folded.len() > k.len()
+                            && folded.starts_with(k)
+                            && folded.as_bytes()[k.len()] == b' '
+                    })
+                    .map_or(0, |k| k.len() + 1);
+                (folded, core)
+            })
+            .collect();
+        SearchKeys {
+            names,
+            lower: name.to_lowercase(),
+            chars: name.chars().count(),
+        }
     }
 }
 
