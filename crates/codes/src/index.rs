@@ -29,6 +29,9 @@ pub struct VersionIndex {
     roots: Vec<usize>,
     /// Search keys of each item, prepared once when the version is loaded.
     keys: Vec<SearchKeys>,
+    /// Every word of every folded name, sorted, with its item: a query looks
+    /// only at items with a word that starts like one of its own words.
+    words: Vec<(Box<str>, u32)>,
 }
 
 #[derive(Debug)]
@@ -216,6 +219,7 @@ impl VersionIndex {
             children: HashMap::new(),
             roots: Vec::new(),
             keys: Vec::with_capacity(rows.len()),
+            words: Vec::new(),
         };
         for r in rows {
             let attributes = match serde_json::from_str(&r.attributes) {
@@ -229,6 +233,11 @@ impl VersionIndex {
                 Some(p) => index.children.entry(p.clone()).or_default().push(i),
                 None => index.roots.push(i),
             }
+            for (name, _) in &keys.names {
+                for word in name.split(' ').filter(|w| !w.is_empty()) {
+                    index.words.push((word.into(), i as u32));
+                }
+            }
             index.keys.push(keys);
             index.items.push(Item {
                 code: r.code,
@@ -238,6 +247,8 @@ impl VersionIndex {
                 attributes,
             });
         }
+        index.words.sort_unstable();
+        index.words.dedup();
         index
     }
 
@@ -271,8 +282,8 @@ impl VersionIndex {
     }
 
     /// Diacritic-insensitive search, best matches first: whole name, then
-    /// name start, then a word start, then anywhere; all words of the query
-    /// must appear. Among equals, a match with the same diacritics as the
+    /// name start, then a word start, then anywhere; every word of the query
+    /// must start a word of the name. Among equals, a match with the same diacritics as the
     /// query wins, then the shorter name.
     pub fn search(&self, query: &str, limit: usize) -> Vec<&Item> {
         let q = fold(query);
@@ -283,8 +294,24 @@ impl VersionIndex {
         let exact_lower = query.trim().to_lowercase();
         let word_start = format!(" {q}");
 
+        // Candidates: items with a word starting like the query's longest word.
+        let longest = words
+            .iter()
+            .copied()
+            .max_by_key(|w| w.len())
+            .unwrap_or_default();
+        let start = self.words.partition_point(|(w, _)| &**w < longest);
+        let mut candidates: Vec<usize> = self.words[start..]
+            .iter()
+            .take_while(|(w, _)| w.starts_with(longest))
+            .map(|&(_, i)| i as usize)
+            .collect();
+        candidates.sort_unstable();
+        candidates.dedup();
+
         let mut hits: Vec<(u8, bool, usize, usize)> = Vec::new();
-        for (i, keys) in self.keys.iter().enumerate() {
+        for i in candidates {
+            let keys = &self.keys[i];
             let best = keys
                 .names
                 .iter()
