@@ -19,6 +19,7 @@ mod service;
 pub use fold::fold;
 pub use index::{Change, CodeLists, Diff, Item, ListIndex, VersionIndex};
 pub use publish::{ImportFailure, create_list, import};
+pub use render::escape as xml_escape;
 pub use seed::seed_builtin_lists;
 pub use service::{Reply, handle};
 
