@@ -56,6 +56,7 @@ fn failed(e: StoreError) -> Reply {
 /// Answers a callbacks request of `system_id`.
 #[allow(clippy::too_many_arguments)]
 pub async fn handle(
+    allow_loopback: bool,
     store: &Store,
     lists: &CodeLists,
     system_id: &str,
@@ -88,7 +89,7 @@ pub async fn handle(
                     );
                 }
             };
-            if let Err(message) = check_url(&new.callback_url) {
+            if let Err(message) = check_url(&new.callback_url, allow_loopback) {
                 return Reply::error(
                     StatusCode::BAD_REQUEST,
                     "invalid_request",
@@ -120,15 +121,61 @@ pub async fn handle(
     }
 }
 
-fn check_url(url: &str) -> Result<(), &'static str> {
+/// An absolute http(s) URL without credentials, not aimed at the platform's
+/// own host (loopback, unless allowed) nor at link-local or unspecified
+/// addresses (cloud metadata services live there).
+fn check_url(url: &str, allow_loopback: bool) -> Result<(), &'static str> {
     if url.len() > 2048 {
         return Err("at most 2048 characters");
     }
     let uri: http::Uri = url.parse().map_err(|_| "not a valid URL")?;
-    if !matches!(uri.scheme_str(), Some("http") | Some("https"))
-        || uri.host().is_none_or(str::is_empty)
-    {
+    let Some(host) = uri.host().filter(|h| !h.is_empty()) else {
+        return Err("must be an absolute http:// or https:// URL");
+    };
+    if !matches!(uri.scheme_str(), Some("http") | Some("https")) {
         return Err("must be an absolute http:// or https:// URL");
     }
+    if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+        return Err("must not carry a user name or password");
+    }
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let ip = host.parse::<std::net::IpAddr>().ok();
+    let loopback = host.eq_ignore_ascii_case("localhost") || ip.is_some_and(|ip| ip.is_loopback());
+    let forbidden = ip.is_some_and(|ip| {
+        ip.is_unspecified()
+            || match ip {
+                std::net::IpAddr::V4(v4) => v4.is_link_local() || v4.is_broadcast(),
+                std::net::IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80,
+            }
+    });
+    if forbidden || (loopback && !allow_loopback) {
+        return Err(
+            "must not point at the platform's own host, a link-local or an unspecified address",
+        );
+    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_url;
+
+    #[test]
+    fn callback_urls() {
+        assert!(check_url("https://motcua.quangnam.gov.vn/hooks/danhmuc", false).is_ok());
+        assert!(check_url("http://10.10.1.5:8080/notify", false).is_ok());
+        for bad in [
+            "ftp://x/y",
+            "/relative",
+            "http://127.0.0.1:8081/api",
+            "http://localhost/x",
+            "http://[::1]/x",
+            "http://169.254.169.254/latest/meta-data",
+            "http://0.0.0.0/x",
+            "http://user:pw@10.0.0.1/x",
+        ] {
+            assert!(check_url(bad, false).is_err(), "{bad}");
+        }
+        assert!(check_url("http://127.0.0.1:9000/x", true).is_ok());
+    }
 }

@@ -19,6 +19,12 @@ use crate::index::{ListIndex, format_date, parse_date};
 
 /// Files larger than this are refused.
 pub const MAX_IMPORT_BYTES: usize = 50 * 1024 * 1024;
+/// A version holds at most this many items.
+pub const MAX_ITEMS: usize = 200_000;
+/// A table has at most this many columns (code, name, parent, level and attributes).
+const MAX_COLUMNS: usize = 64;
+/// Longest attribute value.
+const MAX_ATTRIBUTE_CHARS: usize = 2000;
 /// At most this many errors are listed; the count says how many there were.
 const MAX_LISTED_ERRORS: usize = 200;
 
@@ -206,6 +212,21 @@ pub fn check(list: &ListIndex, request: &ImportRequest, bytes: &[u8]) -> Result<
         }
     };
 
+    if rows.len() > MAX_ITEMS {
+        errors.push(
+            0,
+            "",
+            format!(
+                "the file has {} items; a version holds at most {MAX_ITEMS}",
+                rows.len()
+            ),
+        );
+        return Err(Rejected {
+            error_count: errors.count,
+            errors: errors.list,
+        });
+    }
+
     // 3. Each row on its own, then the tree they form.
     let mut seen: HashMap<String, usize> = HashMap::new();
     let mut items: Vec<CodeItemRow> = Vec::with_capacity(rows.len());
@@ -243,6 +264,24 @@ pub fn check(list: &ListIndex, request: &ImportRequest, bytes: &[u8]) -> Result<
         }
         if name.is_empty() {
             errors.push(raw.row, "name", "is empty");
+        } else if name.chars().count() > 255 {
+            errors.push(raw.row, "name", "is longer than 255 characters");
+        } else if name.chars().any(forbidden_char) {
+            errors.push(
+                raw.row,
+                "name",
+                "contains a control or invisible formatting character",
+            );
+        }
+        for (key, value) in &raw.attributes {
+            let text = scalar(value);
+            if text.chars().count() > MAX_ATTRIBUTE_CHARS || text.chars().any(forbidden_char) {
+                errors.push(
+                    raw.row,
+                    key,
+                    format!("must be at most {MAX_ATTRIBUTE_CHARS} characters, without control characters"),
+                );
+            }
         }
         if let Some(first) = seen.get(&code) {
             errors.push(
@@ -529,6 +568,9 @@ fn read(
             let mut rows = Vec::with_capacity(items.len());
             for (i, value) in items.into_iter().enumerate() {
                 match serde_json::from_value::<JsonItem>(value) {
+                    Ok(it) if !matches!(it.code, Value::String(_) | Value::Number(_)) => {
+                        errors.push(i + 1, "code", "must be a string or a number")
+                    }
                     Ok(it) => rows.push(RawRow {
                         row: i + 1,
                         code: scalar(&it.code),
@@ -567,30 +609,75 @@ fn read(
             Some((rows, mappings))
         }
         SourceFormat::Xlsx => {
-            let mut workbook = match Xlsx::new(Cursor::new(bytes)) {
-                Ok(w) => w,
-                Err(e) => {
-                    errors.push(0, "", format!("not an Excel .xlsx workbook: {e}"));
-                    return None;
-                }
-            };
-            let Some(Ok(sheet)) = workbook.worksheet_range_at(0) else {
-                errors.push(0, "", "the workbook has no readable first sheet");
-                return None;
-            };
-            let mut rows = sheet.rows();
-            let header: Vec<String> = rows
-                .next()
-                .map(|r| r.iter().map(cell).collect())
-                .unwrap_or_default();
-            let cells: Vec<(usize, Vec<String>)> = rows
-                .enumerate()
-                .map(|(i, r)| (i + 2, r.iter().map(cell).collect::<Vec<_>>()))
+            let cells = xlsx_cells(bytes, errors)?;
+            let mut rows = cells.into_iter();
+            let header = rows.next().map(|(_, r)| r).unwrap_or_default();
+            let body: Vec<(usize, Vec<String>)> = rows
                 .filter(|(_, r)| r.iter().any(|c| !c.trim().is_empty()))
                 .collect();
-            Some((table(header, cells, errors)?, Vec::new()))
+            Some((table(header, body, errors)?, Vec::new()))
         }
     }
+}
+
+/// The first sheet's used cells, row by row (row numbers as Excel shows
+/// them). Cells are streamed, never laid out as a full grid, so a stray
+/// cell far away (say at XFD1048576) costs nothing and is refused.
+fn xlsx_cells(bytes: &[u8], errors: &mut Errors) -> Option<Vec<(usize, Vec<String>)>> {
+    let mut workbook = match Xlsx::new(Cursor::new(bytes)) {
+        Ok(w) => w,
+        Err(e) => {
+            errors.push(0, "", format!("not an Excel .xlsx workbook: {e}"));
+            return None;
+        }
+    };
+    let Some(first) = workbook.sheet_names().into_iter().next() else {
+        errors.push(0, "", "the workbook has no sheet");
+        return None;
+    };
+    let mut reader = match workbook.worksheet_cells_reader(&first) {
+        Ok(r) => r,
+        Err(e) => {
+            errors.push(0, "", format!("the first sheet cannot be read: {e}"));
+            return None;
+        }
+    };
+    let mut rows: std::collections::BTreeMap<u32, Vec<String>> = std::collections::BTreeMap::new();
+    loop {
+        let cell = match reader.next_cell() {
+            Ok(Some(c)) => c,
+            Ok(None) => break,
+            Err(e) => {
+                errors.push(0, "", format!("the first sheet cannot be read: {e}"));
+                return None;
+            }
+        };
+        let (row, col) = cell.get_position();
+        let value = cell_text(&Data::from(cell.get_value().clone()));
+        if value.trim().is_empty() {
+            continue;
+        }
+        if col as usize >= MAX_COLUMNS || row as usize >= MAX_ITEMS + 1 {
+            errors.push(
+                row as usize + 1,
+                "",
+                format!(
+                    "a cell lies outside the table (at most {MAX_COLUMNS} columns and {MAX_ITEMS} rows); delete stray cells"
+                ),
+            );
+            return None;
+        }
+        let cells = rows.entry(row).or_default();
+        if cells.len() <= col as usize {
+            cells.resize(col as usize + 1, String::new());
+        }
+        cells[col as usize] = value;
+    }
+    Some(
+        rows.into_iter()
+            .map(|(r, cells)| (r as usize + 1, cells))
+            .collect(),
+    )
 }
 
 /// Text of a file; a BOM is dropped, anything but UTF-8 is refused.
@@ -660,6 +747,13 @@ fn table(
     Some(rows)
 }
 
+/// Characters that have no place in a code-list text: controls (they break
+/// XML) and invisible formatting marks (bidirectional overrides, zero-width).
+fn forbidden_char(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+}
+
 fn scalar(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
@@ -672,7 +766,7 @@ fn scalar(v: &Value) -> String {
 // LIMITATION: a code typed as a number in Excel has already lost its leading
 // zeros ("01" became 1); it is imported as "1". Officials must type codes as
 // text; the docs say so.
-fn cell(c: &Data) -> String {
+fn cell_text(c: &Data) -> String {
     match c {
         Data::Empty => String::new(),
         Data::String(s) => s.clone(),

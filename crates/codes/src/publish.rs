@@ -28,17 +28,39 @@ pub async fn import(
     store: &Store,
     lists: &ArcSwap<CodeLists>,
     request: &ImportRequest,
-    bytes: &[u8],
+    bytes: bytes::Bytes,
     dry_run: bool,
     now: &str,
 ) -> Result<Value, ImportFailure> {
-    let current = lists.load();
+    // Parsing and checking a large file is CPU work: keep it off the threads that serve calls.
+    let current = lists.load_full();
+    let (request_copy, snapshot) = (request.clone(), current.clone());
+    let (checked, answer) =
+        tokio::task::spawn_blocking(move || prepare(&snapshot, &request_copy, &bytes, dry_run))
+            .await
+            .map_err(|e| {
+                ImportFailure::Store(StoreError::Appender(format!("import check failed: {e}")))
+            })??;
+    let mut checked = checked;
+    checked.version.version.published_at = now.to_owned();
+    if dry_run {
+        return Ok(answer);
+    }
+    drop(current);
+    publish(store, lists, request, checked, answer, now).await
+}
+
+/// Checks the file and computes the answer (with the changes for a dry run).
+fn prepare(
+    current: &CodeLists,
+    request: &ImportRequest,
+    bytes: &[u8],
+    dry_run: bool,
+) -> Result<(crate::import::Checked, Value), ImportFailure> {
     let Some(list) = current.list(&request.list_id) else {
         return Err(ImportFailure::NoList(request.list_id.clone()));
     };
-    let mut checked = check(list, request, bytes).map_err(ImportFailure::Rejected)?;
-    checked.version.version.published_at = now.to_owned();
-
+    let checked = check(list, request, bytes).map_err(ImportFailure::Rejected)?;
     let new_index = VersionIndex::build(
         checked.version.version.clone(),
         checked.version.items.clone(),
@@ -79,9 +101,21 @@ pub async fn import(
     });
     if dry_run {
         answer["changes"] = serde_json::to_value(&diff).unwrap_or(Value::Null);
-        return Ok(answer);
     }
-    drop(current);
+    drop(diff);
+    Ok((checked, answer))
+}
+
+/// Writes a checked version and its notices in one transaction, then serves it.
+async fn publish(
+    store: &Store,
+    lists: &ArcSwap<CodeLists>,
+    request: &ImportRequest,
+    checked: crate::import::Checked,
+    answer: Value,
+    now: &str,
+) -> Result<Value, ImportFailure> {
+    let summary = answer["summary"].clone();
 
     let notice = json!({
         "event": "codelist.version_published",

@@ -136,8 +136,8 @@ pub async fn gateway(
                 )
             } else {
                 (
-                    "Token được cấp trước khi đổi secret; hãy lấy token mới",
-                    "The token predates a secret rotation; get a new token",
+                    "Token được cấp trước khi thông tin xác thực của hệ thống thay đổi (đổi secret hoặc vô hiệu hóa); hãy lấy token mới",
+                    "The token predates a change of the system's credentials (secret rotated or system disabled); get a new token",
                     "secret_rotated",
                 )
             };
@@ -334,6 +334,7 @@ async fn builtin(
                     let now = lgsp_registry::now_rfc3339();
                     let store = plane.registry.store();
                     lgsp_codes::callbacks::handle(
+                        plane.allow_loopback_callbacks,
                         store,
                         &lists,
                         &consumer,

@@ -32,6 +32,8 @@ pub struct DataPlane {
     pub calls: CallLog,
     pub upstream: UpstreamClient,
     pub max_body: u64,
+    /// Whether code-list callbacks may point at loopback addresses.
+    pub allow_loopback_callbacks: bool,
 }
 
 pub fn router(plane: Arc<DataPlane>) -> Router {

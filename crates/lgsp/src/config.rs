@@ -17,6 +17,7 @@
 //! | `operator_unit_code` | `--operator-unit-code` | `LGSP_OPERATOR_UNIT_CODE` | `000.00.13.H41` |
 //! | `operator_unit_name` | `--operator-unit-name` | `LGSP_OPERATOR_UNIT_NAME` | `Sở Thông tin và Truyền thông` |
 //! | `demo_upstream_listen` | `--demo-upstream-listen` | `LGSP_DEMO_UPSTREAM_LISTEN` | `127.0.0.1:8090` |
+//! | `allow_loopback_callbacks` | `--allow-loopback-callbacks` | `LGSP_ALLOW_LOOPBACK_CALLBACKS` | `false` (code-list callbacks may not point at this host) |
 //! | `notice_retry_base_ms` | `--notice-retry-base-ms` | `LGSP_NOTICE_RETRY_BASE_MS` | `5000` (first retry of a code-list notice; doubles up to 1 h) |
 
 use std::net::SocketAddr;
@@ -77,6 +78,9 @@ pub struct ServeArgs {
     /// it doubles at each retry, up to an hour [default: 5000].
     #[arg(long, env = "LGSP_NOTICE_RETRY_BASE_MS")]
     pub notice_retry_base_ms: Option<u64>,
+    /// Let systems register code-list callbacks on loopback addresses (tests, single-host set-ups).
+    #[arg(long, env = "LGSP_ALLOW_LOOPBACK_CALLBACKS")]
+    pub allow_loopback_callbacks: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -97,6 +101,7 @@ struct FileConfig {
     demo: Option<bool>,
     demo_upstream_listen: Option<SocketAddr>,
     notice_retry_base_ms: Option<u64>,
+    allow_loopback_callbacks: Option<bool>,
 }
 
 /// The settings in force, after file, environment and flags are merged.
@@ -116,6 +121,7 @@ pub struct Config {
     pub demo: bool,
     pub demo_upstream_listen: SocketAddr,
     pub notice_retry_base_ms: u64,
+    pub allow_loopback_callbacks: bool,
 }
 
 impl Config {
@@ -179,6 +185,8 @@ impl Config {
         }
         Ok(Config {
             notice_retry_base_ms,
+            allow_loopback_callbacks: args.allow_loopback_callbacks
+                || file.allow_loopback_callbacks.unwrap_or(false),
             data_dir: args
                 .data_dir
                 .clone()

@@ -117,6 +117,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         calls: calls.clone(),
         upstream: lgsp_gateway::upstream_client(),
         max_body: config.max_body_bytes,
+        allow_loopback_callbacks: config.allow_loopback_callbacks,
     });
     let admin_plane = Arc::new(AdminPlane {
         registry: registry.clone(),

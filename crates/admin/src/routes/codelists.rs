@@ -146,7 +146,7 @@ pub async fn import(
         plane.registry.store(),
         &plane.codes,
         &request,
-        &body,
+        body,
         q.dry_run,
         &now,
     )

@@ -219,6 +219,8 @@ async fn malformed_imports_are_refused_precisely_and_change_nothing() {
         (q, "text/csv", b"ma,ten,chaId\r\n01,A,\r\n02,B,99\r\n".to_vec(), 3, "parent_code", "unknown parent 99"),
         (q, "text/csv", b"ma,ten,chaId\r\n01,A,02\r\n02,B,01\r\n".to_vec(), 2, "parent_code", "cycle"),
         (q, "text/csv", b"ma,ten\r\n01,\r\n".to_vec(), 2, "name", "is empty"),
+        (q, "text/csv", b"ma,ten\r\n01,A\x00B\r\n".to_vec(), 2, "name", "control"),
+        (q, "text/csv", "ma,ten\r\n01,A\u{202E}B\r\n".as_bytes().to_vec(), 2, "name", "invisible"),
         (q, "text/csv", b"ma,ten,cap\r\n01,A,x\r\n".to_vec(), 2, "level", "not a level"),
         (q, "text/csv", b"ma,ten,cap,chaId\r\n01,A,2,\r\n02,B,1,01\r\n".to_vec(), 3, "level", "not below its parent"),
         (q, "text/csv", b"code;name\r\n01;A\r\n".to_vec(), 1, "", "must name a `code`"),
@@ -389,7 +391,11 @@ async fn change_notices_are_retried_until_acknowledged() {
     let receiver = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
-    let w = World::with(|a| a.notice_retry_base_ms = Some(100)).await;
+    let w = World::with(|a| {
+        a.notice_retry_base_ms = Some(100);
+        a.allow_loopback_callbacks = true;
+    })
+    .await;
     let p = &w.platform;
     create_religions(p).await;
     import(
