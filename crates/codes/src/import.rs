@@ -657,7 +657,7 @@ fn xlsx_cells(bytes: &[u8], errors: &mut Errors) -> Option<Vec<(usize, Vec<Strin
         if value.trim().is_empty() {
             continue;
         }
-        if col as usize >= MAX_COLUMNS || row as usize >= MAX_ITEMS + 1 {
+        if col as usize >= MAX_COLUMNS || row as usize > MAX_ITEMS {
             errors.push(
                 row as usize + 1,
                 "",
