@@ -142,6 +142,9 @@ pub fn upstream_url(field: &'static str, value: &str) -> Result<http::Uri, Regis
     if uri.host().is_none_or(str::is_empty) {
         return Err(RegistryError::invalid(field, "must name a host"));
     }
+    if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+        return Err(RegistryError::invalid(field, "must not carry a user name or password"));
+    }
     if uri.query().is_some() || value.contains('#') {
         return Err(RegistryError::invalid(
             field,
@@ -195,5 +198,6 @@ mod tests {
         assert!(upstream_url("u", "ftp://x").is_err());
         assert!(upstream_url("u", "http://x/?a=1").is_err());
         assert!(upstream_url("u", "not a url").is_err());
+        assert!(upstream_url("u", "http://svc:pw@10.0.0.1/api").is_err());
     }
 }
