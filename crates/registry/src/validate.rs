@@ -143,7 +143,10 @@ pub fn upstream_url(field: &'static str, value: &str) -> Result<http::Uri, Regis
         return Err(RegistryError::invalid(field, "must name a host"));
     }
     if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
-        return Err(RegistryError::invalid(field, "must not carry a user name or password"));
+        return Err(RegistryError::invalid(
+            field,
+            "must not carry a user name or password",
+        ));
     }
     if uri.query().is_some() || value.contains('#') {
         return Err(RegistryError::invalid(
