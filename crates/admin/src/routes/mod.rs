@@ -58,6 +58,39 @@ pub fn router() -> Router<Arc<AdminPlane>> {
         .route("/readyz", get(health::ready))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::map_response(plain_errors_as_json))
+}
+
+/// axum's own rejections (a path segment that is not UTF-8, a body over the
+/// limit) answer in plain text; the admin API answers every error in JSON.
+async fn plain_errors_as_json(response: axum::response::Response) -> axum::response::Response {
+    use axum::response::IntoResponse;
+
+    let status = response.status();
+    let plain = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("text/plain"));
+    if !(status.is_client_error() && plain) {
+        return response;
+    }
+    let text = axum::body::to_bytes(response.into_body(), 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let code = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::NOT_FOUND => "not_found",
+        _ => "invalid_request",
+    };
+    ApiError::new(
+        status,
+        code,
+        String::from_utf8_lossy(&text).trim().to_owned(),
+    )
+    .into_response()
 }
 
 async fn not_found() -> ApiError {

@@ -303,6 +303,10 @@ async fn systems_apis_and_subscriptions_validate_their_references() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, body) = p.admin_send(Method::PUT, "/api/v1/units", None).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{body}");
+    // A path segment that is not UTF-8 still gets the JSON error body.
+    let (status, body) = p.admin_get("/api/v1/systems/%ff%fe").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"], "invalid_request", "{body}");
     let (status, body) = p.admin_get("/api/v1/nothing").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["error"], "not_found");
