@@ -278,14 +278,16 @@ Demo ready. Paste these lines into a shell:
   . {env}
   # 1. The commune's one-stop-shop system gets a token (OAuth2 client credentials)
   TOKEN=$(curl -s -u \"$MOTCUA_CLIENT_ID:$MOTCUA_CLIENT_SECRET\" -d grant_type=client_credentials {data}/token | {grab})
-  # 2. It reads the shared code list of administrative units (search without diacritics)
-  curl -s -H \"Authorization: Bearer $TOKEN\" '{data}/danhmuc/1.0/lists/dvhc/search?q=tan+thanh&limit=3'
+  # 2. It reads the shared code list: what was ward 20335 on 30 June 2025, and what is it now?
   curl -s -H \"Authorization: Bearer $TOKEN\" '{data}/danhmuc/1.0/lists/dvhc/items/20335?at=2025-06-30'
+  curl -s -H \"Authorization: Bearer $TOKEN\" '{data}/danhmuc/1.0/lists/dvhc/items/20335?at=2025-07-01'
+  #    search without diacritics: \"hoa huong\" finds \"Phường Hòa Hương\"
+  curl -s -H \"Authorization: Bearer $TOKEN\" '{data}/danhmuc/1.0/lists/dvhc/search?q=hoa+huong&at=2025-06-30'
   # 3. It calls the civil-status API of the Department of Justice (REST) and the business register (SOAP)
   curl -s -i -H \"Authorization: Bearer $TOKEN\" {data}/hotich/1.0/khaisinh/KS-2025-000123
   curl -s -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: text/xml; charset=utf-8' \\
        --data '<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\"><soap:Body><traCuuDoanhNghiep><maSoDoanhNghiep>4000123456</maSoDoanhNghiep></traCuuDoanhNghiep></soap:Body></soap:Envelope>' \\
-       {data}/dkkd/1.0/
+       {data}/dkkd/1.0
   # 4. It is refused an API it has no subscription to (403)
   curl -s -H \"Authorization: Bearer $TOKEN\" {data}/lylichtuphap/1.0/phieu/049099000123
   # 5. The operator sees every call in the log
