@@ -384,32 +384,28 @@ async fn builtin(
             content_type,
             last_modified,
         } => {
-            let cache = Validators::new(&body, last_modified.as_deref());
+            // One hash serves both the ETag and the call record.
+            let digest = BodyDigest::of(&body);
+            let cache = Validators::new(&digest.0, last_modified.as_deref());
             let not_modified = if_none_match
                 .as_ref()
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|tags| cache.matches(tags));
-            let (status, body) = if not_modified {
-                (StatusCode::NOT_MODIFIED, Bytes::new())
+            let (status, body, digest) = if not_modified {
+                (StatusCode::NOT_MODIFIED, Bytes::new(), BodyDigest::of(b""))
             } else {
-                (StatusCode::OK, body)
+                (StatusCode::OK, body, digest)
             };
-            let mut response = respond(plane, call, status, content_type, body, head).await;
+            let mut response = respond(plane, call, status, content_type, body, digest, head).await;
             if response.status() == status {
                 cache.apply(response.headers_mut());
             }
             response
         }
         Reply::Status { status, body } => {
-            respond(
-                plane,
-                call,
-                status,
-                "application/json; charset=utf-8",
-                body,
-                false,
-            )
-            .await
+            let digest = BodyDigest::of(&body);
+            let json = "application/json; charset=utf-8";
+            respond(plane, call, status, json, body, digest, false).await
         }
         Reply::Error {
             status,
@@ -433,8 +429,8 @@ struct Validators {
 }
 
 impl Validators {
-    fn new(body: &[u8], last_modified: Option<&str>) -> Validators {
-        let (hash, _) = BodyDigest::of(body);
+    /// `hash` is the body's SHA-256 in hex.
+    fn new(hash: &str, last_modified: Option<&str>) -> Validators {
         let last_modified = last_modified
             .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
             .and_then(|t| t.to_offset(UtcOffset::UTC).format(HTTP_DATE).ok());
@@ -472,17 +468,19 @@ const HTTP_DATE: &[time::format_description::FormatItem<'static>] = time::macros
     "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
 );
 
-/// Records a complete answer, then releases it.
+/// Records a complete answer (`digest`: its body's hash and size), then releases it.
+#[allow(clippy::too_many_arguments)]
 async fn respond(
     plane: &DataPlane,
     mut call: PendingCall,
     status: StatusCode,
     content_type: &'static str,
     body: Bytes,
+    digest: (String, u64),
     head_only: bool,
 ) -> Response<Body> {
     call.status = status.as_u16();
-    let (hash, bytes) = BodyDigest::of(&body);
+    let (hash, bytes) = digest;
     let request_id = call.request_id.clone();
     if let Err(e) = plane.calls.commit(call.finish(hash, bytes)).await {
         return log_unavailable(&request_id, e);

@@ -98,11 +98,7 @@ pub async fn disable(
     state: State<Arc<AdminPlane>>,
     id: Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let update = SystemUpdate {
-        name: None,
-        enabled: Some(false),
-    };
-    self::update(operator, state, id, JsonBody(update)).await
+    set_enabled(operator, state, id, false).await
 }
 
 /// `POST /api/v1/systems/{id}/enable` (operator).
@@ -111,9 +107,18 @@ pub async fn enable(
     state: State<Arc<AdminPlane>>,
     id: Path<String>,
 ) -> Result<Json<Value>, ApiError> {
+    set_enabled(operator, state, id, true).await
+}
+
+async fn set_enabled(
+    operator: Operator,
+    state: State<Arc<AdminPlane>>,
+    id: Path<String>,
+    enabled: bool,
+) -> Result<Json<Value>, ApiError> {
     let update = SystemUpdate {
         name: None,
-        enabled: Some(true),
+        enabled: Some(enabled),
     };
     self::update(operator, state, id, JsonBody(update)).await
 }

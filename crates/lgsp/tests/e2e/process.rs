@@ -8,7 +8,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::support::{Creds, start_upstream};
+use crate::support::{Creds, fetch_token, start_upstream};
 
 struct Proc {
     child: Child,
@@ -120,17 +120,7 @@ async fn setup(
     )
     .await
     .unwrap();
-    let token: serde_json::Value = http
-        .post(format!("{}/token", p.data))
-        .basic_auth(&creds.client_id, Some(&creds.secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    token["access_token"].as_str().unwrap().to_owned()
+    fetch_token(http, &p.data, &creds.client_id, &creds.secret).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -253,17 +243,14 @@ async fn demo_starts_and_its_tour_works() {
             .to_owned()
     };
     let http = reqwest::Client::new();
-    let token: serde_json::Value = http
-        .post(format!("{}/token", p.data))
-        .basic_auth(var("MOTCUA_CLIENT_ID"), Some(var("MOTCUA_CLIENT_SECRET")))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = token["access_token"].as_str().unwrap();
+    let token = fetch_token(
+        &http,
+        &p.data,
+        &var("MOTCUA_CLIENT_ID"),
+        &var("MOTCUA_CLIENT_SECRET"),
+    )
+    .await;
+    let token = token.as_str();
     let get = |path: &str| {
         http.get(format!("{}{path}", p.data))
             .bearer_auth(token)
@@ -307,17 +294,14 @@ async fn demo_starts_and_its_tour_works() {
         dir.path(),
         &["--demo", "--demo-upstream-listen", "127.0.0.1:0"],
     );
-    let token: serde_json::Value = http
-        .post(format!("{}/token", again.data))
-        .basic_auth(var("MOTCUA_CLIENT_ID"), Some(var("MOTCUA_CLIENT_SECRET")))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = token["access_token"].as_str().unwrap();
+    let token = fetch_token(
+        &http,
+        &again.data,
+        &var("MOTCUA_CLIENT_ID"),
+        &var("MOTCUA_CLIENT_SECRET"),
+    )
+    .await;
+    let token = token.as_str();
     let resp = http
         .get(format!("{}/hotich/1.0/khaisinh/KS-1", again.data))
         .bearer_auth(token)

@@ -161,17 +161,7 @@ impl Platform {
     }
 
     pub async fn token(&self, creds: &Creds) -> String {
-        let resp = self
-            .http
-            .post(format!("{}/token", self.data))
-            .basic_auth(&creds.client_id, Some(&creds.secret))
-            .form(&[("grant_type", "client_credentials")])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), StatusCode::OK);
-        let body: Value = resp.json().await.unwrap();
-        body["access_token"].as_str().unwrap().to_owned()
+        fetch_token(&self.http, &self.data, &creds.client_id, &creds.secret).await
     }
 
     /// Calls the gateway with a bearer token.
@@ -187,6 +177,20 @@ impl Platform {
         assert_eq!(status, StatusCode::OK, "no record for {request_id}: {body}");
         body
     }
+}
+
+/// A token by the client-credentials grant, with HTTP Basic; the grant must succeed.
+pub async fn fetch_token(http: &Client, data: &str, client_id: &str, secret: &str) -> String {
+    let resp = http
+        .post(format!("{data}/token"))
+        .basic_auth(client_id, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body: Value = resp.json().await.unwrap();
+    body["access_token"].as_str().unwrap().to_owned()
 }
 
 /// A provider with one consumer subscribed to its REST API `echo/1.0`.
