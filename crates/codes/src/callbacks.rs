@@ -89,7 +89,11 @@ pub async fn handle(
                     );
                 }
             };
-            if let Err(message) = check_url(&new.callback_url, allow_loopback) {
+            let checked = match check_url(&new.callback_url, allow_loopback) {
+                Ok(()) => resolves_outside(&new.callback_url, allow_loopback).await,
+                Err(e) => Err(e),
+            };
+            if let Err(message) = checked {
                 return Reply::error(
                     StatusCode::BAD_REQUEST,
                     "invalid_request",
@@ -139,16 +143,57 @@ fn check_url(url: &str, allow_loopback: bool) -> Result<(), &'static str> {
         return Err("must not carry a user name or password");
     }
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    let ip = host.parse::<std::net::IpAddr>().ok();
-    let loopback = host.eq_ignore_ascii_case("localhost") || ip.is_some_and(|ip| ip.is_loopback());
-    let forbidden = ip.is_some_and(|ip| {
-        ip.is_unspecified()
-            || match ip {
-                std::net::IpAddr::V4(v4) => v4.is_link_local() || v4.is_broadcast(),
-                std::net::IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80,
-            }
-    });
-    if forbidden || (loopback && !allow_loopback) {
+    let loopback_name = host.eq_ignore_ascii_case("localhost") && !allow_loopback;
+    let bad_ip = host
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| !address_allowed(ip, allow_loopback));
+    if loopback_name || bad_ip {
+        return Err(
+            "must not point at the platform's own host, a link-local or an unspecified address",
+        );
+    }
+    Ok(())
+}
+
+/// Whether an address may receive notices: never unspecified, link-local or
+/// broadcast; loopback only when allowed. IPv4-mapped IPv6 counts as IPv4.
+fn address_allowed(ip: std::net::IpAddr, allow_loopback: bool) -> bool {
+    let ip = ip.to_canonical();
+    let forbidden = ip.is_unspecified()
+        || match ip {
+            std::net::IpAddr::V4(v4) => v4.is_link_local() || v4.is_broadcast(),
+            std::net::IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80,
+        };
+    !forbidden && (allow_loopback || !ip.is_loopback())
+}
+
+/// Resolves the URL's host as the delivery will, so that other spellings of
+/// a refused address (`2130706433`, `[::ffff:127.0.0.1]`, a name) are refused too.
+// LIMITATION: the name is resolved at registration only; a name that later
+// resolves elsewhere (DNS rebinding) is not checked again at delivery.
+async fn resolves_outside(url: &str, allow_loopback: bool) -> Result<(), &'static str> {
+    let uri: http::Uri = url.parse().map_err(|_| "not a valid URL")?;
+    let host = uri
+        .host()
+        .unwrap_or_default()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let port = uri
+        .port_u16()
+        .unwrap_or(if uri.scheme_str() == Some("https") {
+            443
+        } else {
+            80
+        });
+    let addrs: Vec<std::net::SocketAddr> = match tokio::net::lookup_host((host, port)).await {
+        Ok(a) => a.collect(),
+        Err(_) => return Err("the host cannot be resolved"),
+    };
+    if addrs.is_empty()
+        || addrs
+            .iter()
+            .any(|a| !address_allowed(a.ip(), allow_loopback))
+    {
         return Err(
             "must not point at the platform's own host, a link-local or an unspecified address",
         );
@@ -177,5 +222,28 @@ mod tests {
             assert!(check_url(bad, false).is_err(), "{bad}");
         }
         assert!(check_url("http://127.0.0.1:9000/x", true).is_ok());
+    }
+
+    #[tokio::test]
+    async fn other_spellings_of_refused_addresses_are_refused() {
+        use super::resolves_outside;
+        for bad in [
+            "http://[::ffff:127.0.0.1]:8081/",
+            "http://2130706433:8081/",
+            "http://localhost:8081/",
+            "http://[::ffff:169.254.169.254]/",
+        ] {
+            assert!(resolves_outside(bad, false).await.is_err(), "{bad}");
+        }
+        assert!(
+            resolves_outside("http://10.10.1.5:8080/notify", false)
+                .await
+                .is_ok()
+        );
+        assert!(
+            resolves_outside("http://127.0.0.1:9000/x", true)
+                .await
+                .is_ok()
+        );
     }
 }

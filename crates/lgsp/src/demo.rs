@@ -276,7 +276,7 @@ pub fn tour(data_dir: &Path, data: &str, admin: &str) -> String {
 Demo ready. Paste these lines into a shell:
 
   . {env}
-  # 1. The commune's one-stop-shop system gets a token (OAuth2 client credentials)
+  # 1. The ward's one-stop-shop system gets a token (OAuth2 client credentials)
   TOKEN=$(curl -s -u \"$MOTCUA_CLIENT_ID:$MOTCUA_CLIENT_SECRET\" -d grant_type=client_credentials {data}/token | {grab})
   # 2. It reads the shared code list: what was ward 20335 on 30 June 2025, and what is it now?
   curl -s -H \"Authorization: Bearer $TOKEN\" '{data}/danhmuc/1.0/lists/dvhc/items/20335?at=2025-06-30'
