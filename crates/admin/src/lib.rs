@@ -22,6 +22,7 @@ pub struct AdminPlane {
     pub admin_token_hash: Vec<u8>,
     /// Code-list imports run one at a time.
     pub import_lock: tokio::sync::Mutex<()>,
+    pub evidence: Arc<lgsp_evidence::EvidenceLog>,
 }
 
 pub fn router(plane: Arc<AdminPlane>) -> Router {

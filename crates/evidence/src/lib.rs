@@ -3,9 +3,16 @@
 //! committed in groups by a single writer, so durability costs one disk sync
 //! per group, not per call.
 
+pub mod bundle;
 mod digest;
+pub mod leaf;
+mod log;
+pub mod merkle;
+pub mod note;
+pub mod tiles;
 mod writer;
 
 pub use digest::{BodyDigest, EMPTY_SHA256, hex};
-pub use lgsp_store::CallRecord;
+pub use lgsp_store::{CallRecord, KeptBodies};
+pub use log::{EvidenceError, EvidenceLog, KEY_FILE, SignedHead};
 pub use writer::{CallLog, CallLogError};

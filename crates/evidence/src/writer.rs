@@ -1,11 +1,18 @@
-//! The single writer that commits call records in groups.
+//! The single writer that commits call records in groups, and integrates
+//! them into the evidence tree in the same transaction: a record is a leaf
+//! of the tree the moment it is on disk.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
-use lgsp_store::{CallAppender, CallRecord, Store, StoreError};
+use lgsp_store::{CallAppender, CallRecord, KeptBodies, Store, StoreError, TileWrite};
 use thiserror::Error;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
+
+use crate::leaf;
+use crate::merkle::leaf_hash;
+use crate::tiles::{Edge, TileId, join_hashes, split_hashes};
 
 /// Records waiting for the writer beyond this make callers wait (back-pressure).
 const QUEUE_CAPACITY: usize = 65_536;
@@ -25,6 +32,7 @@ pub enum CallLogError {
 enum Message {
     Record(
         CallRecord,
+        Option<KeptBodies>,
         Option<oneshot::Sender<Result<i64, CallLogError>>>,
     ),
     Close(oneshot::Sender<()>),
@@ -34,32 +42,51 @@ enum Message {
 #[derive(Clone)]
 pub struct CallLog {
     tx: mpsc::Sender<Message>,
+    size: watch::Receiver<u64>,
 }
 
 impl CallLog {
-    /// Starts the writer, on a thread of its own with its own connection to `store`'s file.
+    /// Starts the writer, on a thread of its own with its own connection to
+    /// `store`'s file. Records the tree does not cover yet (a log written
+    /// before the tree existed) are integrated first.
     pub fn start(store: &Store) -> Result<(CallLog, JoinHandle<()>), StoreError> {
-        let appender = CallAppender::open(store.path())?;
+        let mut appender = CallAppender::open(store.path())?;
+        let edge = catch_up(&mut appender)?;
+        let (size_tx, size) = watch::channel(edge.size());
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
-        let task = tokio::task::spawn_blocking(move || write_loop(appender, rx));
-        Ok((CallLog { tx }, task))
+        let task = tokio::task::spawn_blocking(move || write_loop(appender, edge, size_tx, rx));
+        Ok((CallLog { tx, size }, task))
+    }
+
+    /// The number of records on disk (and leaves in the tree), as it changes.
+    pub fn tree_size(&self) -> watch::Receiver<u64> {
+        self.size.clone()
     }
 
     /// Appends a record and waits until it is synced to disk. Returns its sequence number.
     pub async fn commit(&self, record: CallRecord) -> Result<i64, CallLogError> {
+        self.commit_with(record, None).await
+    }
+
+    /// As `commit`, keeping the call's bodies until `bodies.expires_us`.
+    pub async fn commit_with(
+        &self,
+        record: CallRecord,
+        bodies: Option<KeptBodies>,
+    ) -> Result<i64, CallLogError> {
         let (done, wait) = oneshot::channel();
         self.tx
-            .send(Message::Record(record, Some(done)))
+            .send(Message::Record(record, bodies, Some(done)))
             .await
             .map_err(|_| CallLogError::Closed)?;
         wait.await.map_err(|_| CallLogError::Closed)?
     }
 
     /// Appends a record without waiting (for calls whose consumer went away).
-    pub fn submit(&self, record: CallRecord) {
-        if let Err(e) = self.tx.try_send(Message::Record(record, None)) {
-            let record = match e {
-                mpsc::error::TrySendError::Full(Message::Record(r, _)) => r,
+    pub fn submit(&self, record: CallRecord, bodies: Option<KeptBodies>) {
+        if let Err(e) = self.tx.try_send(Message::Record(record, bodies, None)) {
+            let (record, bodies) = match e {
+                mpsc::error::TrySendError::Full(Message::Record(r, b, _)) => (r, b),
                 mpsc::error::TrySendError::Closed(_) => {
                     tracing::error!("call log closed; a call record was lost");
                     return;
@@ -68,7 +95,11 @@ impl CallLog {
             };
             let tx = self.tx.clone();
             tokio::spawn(async move {
-                if tx.send(Message::Record(record, None)).await.is_err() {
+                if tx
+                    .send(Message::Record(record, bodies, None))
+                    .await
+                    .is_err()
+                {
                     tracing::error!("call log closed; a call record was lost");
                 }
             });
@@ -84,8 +115,75 @@ impl CallLog {
     }
 }
 
-fn write_loop(mut appender: CallAppender, mut rx: mpsc::Receiver<Message>) {
+/// Loads the tree's edge and integrates any record the tree does not cover.
+fn catch_up(appender: &mut CallAppender) -> Result<Edge, StoreError> {
+    let size = appender.tree_size()?;
+    let mut tiles = HashMap::new();
+    for id in Edge::tiles_needed(size) {
+        let bytes = appender.tile(id.level, id.index)?.unwrap_or_default();
+        let hashes = split_hashes(&bytes).ok_or_else(|| {
+            StoreError::Appender(format!("tile {}/{} is damaged", id.level, id.index))
+        })?;
+        tiles.insert(id, hashes);
+    }
+    let mut edge = Edge::load(size, &tiles).map_err(StoreError::Appender)?;
+    let last = appender.last_seq()?;
+    if (last as u64) < size {
+        tracing::error!(
+            records = last,
+            tree = size,
+            "the call log holds fewer records than its evidence tree; run `lgsp log verify`"
+        );
+    }
+    let mut next = size as i64 + 1;
+    while next <= last {
+        let records = appender.records_from(next, 8192)?;
+        if records.is_empty() {
+            break;
+        }
+        let mut changed = Vec::new();
+        for r in &records {
+            if r.seq != next {
+                return Err(StoreError::Appender(format!(
+                    "call record {next} is missing; the tree cannot be extended past it (run `lgsp log verify`)"
+                )));
+            }
+            edge.push(leaf_hash(&leaf::encode(r)), &mut changed);
+            next += 1;
+        }
+        let tiles = tile_writes(&mut edge, &changed);
+        appender.put_tiles(&tiles)?;
+        tracing::info!(
+            size = edge.size(),
+            "call records integrated into the evidence tree"
+        );
+    }
+    Ok(edge)
+}
+
+/// The tiles to store after `changed` were touched: the ones completed and the edge's.
+fn tile_writes(edge: &mut Edge, changed: &[TileId]) -> Vec<TileWrite> {
+    let mut out: Vec<TileWrite> = edge
+        .take_full()
+        .into_iter()
+        .map(|(id, hashes)| (id.level, id.index, join_hashes(&hashes)))
+        .collect();
+    for id in changed {
+        if let Some(hashes) = edge.partial(*id) {
+            out.push((id.level, id.index, join_hashes(hashes)));
+        }
+    }
+    out
+}
+
+fn write_loop(
+    mut appender: CallAppender,
+    mut edge: Edge,
+    size: watch::Sender<u64>,
+    mut rx: mpsc::Receiver<Message>,
+) {
     let mut records = Vec::with_capacity(MAX_GROUP);
+    let mut bodies = Vec::new();
     let mut waiters = Vec::with_capacity(MAX_GROUP);
     let mut closing = None;
 
@@ -94,7 +192,11 @@ fn write_loop(mut appender: CallAppender, mut rx: mpsc::Receiver<Message>) {
         let mut next = Some(first);
         while let Some(message) = next.take() {
             match message {
-                Message::Record(record, waiter) => {
+                Message::Record(mut record, kept, waiter) => {
+                    record.seq = (edge.size() + records.len() as u64 + 1) as i64;
+                    if let Some(kept) = kept {
+                        bodies.push((record.seq, kept));
+                    }
                     records.push(record);
                     waiters.push(waiter);
                 }
@@ -109,10 +211,21 @@ fn write_loop(mut appender: CallAppender, mut rx: mpsc::Receiver<Message>) {
         }
 
         if !records.is_empty() {
-            let outcome = append_with_retry(&mut appender, &records);
-            for (i, waiter) in waiters.drain(..).enumerate() {
+            // The tree grows on a copy, kept only if the group reaches the disk.
+            let mut grown = edge.clone();
+            let mut changed = Vec::new();
+            for r in &records {
+                grown.push(leaf_hash(&leaf::encode(r)), &mut changed);
+            }
+            let tiles = tile_writes(&mut grown, &changed);
+            let outcome = append_with_retry(&mut appender, &records, &bodies, &tiles);
+            if outcome.is_ok() {
+                edge = grown;
+                size.send_replace(edge.size());
+            }
+            for (record, waiter) in records.iter().zip(waiters.drain(..)) {
                 let answer = match &outcome {
-                    Ok(seqs) => Ok(seqs[i]),
+                    Ok(()) => Ok(record.seq),
                     Err(()) => Err(CallLogError::WriteFailed),
                 };
                 if let Some(waiter) = waiter {
@@ -120,6 +233,7 @@ fn write_loop(mut appender: CallAppender, mut rx: mpsc::Receiver<Message>) {
                 }
             }
             records.clear();
+            bodies.clear();
         }
 
         if let Some(done) = closing.take() {
@@ -133,11 +247,16 @@ fn write_loop(mut appender: CallAppender, mut rx: mpsc::Receiver<Message>) {
 }
 
 /// A busy or briefly failing disk gets three tries before the group is refused.
-fn append_with_retry(appender: &mut CallAppender, records: &[CallRecord]) -> Result<Vec<i64>, ()> {
+fn append_with_retry(
+    appender: &mut CallAppender,
+    records: &[CallRecord],
+    bodies: &[(i64, KeptBodies)],
+    tiles: &[TileWrite],
+) -> Result<(), ()> {
     let mut delay = Duration::from_millis(20);
     for attempt in 1..=3 {
-        match appender.append(records) {
-            Ok(seqs) => return Ok(seqs),
+        match appender.append(records, bodies, tiles) {
+            Ok(()) => return Ok(()),
             Err(e) => {
                 tracing::error!(error = ?e, attempt, records = records.len(), "writing call records failed");
                 if attempt < 3 {

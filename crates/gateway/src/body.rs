@@ -176,7 +176,7 @@ pin_project! {
                 call.reason.get_or_insert_with(|| "response_not_completed".to_owned());
                 let digest = std::mem::take(this.digest);
                 let (hash, bytes) = digest.finish();
-                this.log.submit(call.finish(hash, bytes));
+                this.log.submit(call.finish(hash, bytes), None);
             }
         }
     }

@@ -38,6 +38,9 @@ pub enum ErrorCode {
     BadGateway,
     GatewayTimeout,
     CallLogUnavailable,
+    NotFound,
+    Forbidden,
+    EvidencePending,
 }
 
 impl ErrorCode {
@@ -51,6 +54,9 @@ impl ErrorCode {
             ErrorCode::BadGateway => "bad_gateway",
             ErrorCode::GatewayTimeout => "gateway_timeout",
             ErrorCode::CallLogUnavailable => "call_log_unavailable",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::EvidencePending => "evidence_pending",
         }
     }
 
@@ -64,6 +70,9 @@ impl ErrorCode {
             ErrorCode::BadGateway => StatusCode::BAD_GATEWAY,
             ErrorCode::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
             ErrorCode::CallLogUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+            ErrorCode::EvidencePending => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }

@@ -5,6 +5,7 @@
 mod body;
 mod error;
 mod handler;
+mod log;
 mod proxy;
 mod token;
 
@@ -15,7 +16,7 @@ use axum::Router;
 use axum::routing::{get, post};
 use lgsp_auth::TokenService;
 use lgsp_codes::CodeLists;
-use lgsp_evidence::CallLog;
+use lgsp_evidence::{CallLog, EvidenceLog};
 use lgsp_registry::Registry;
 
 pub use error::{ErrorCode, Lang};
@@ -30,6 +31,9 @@ pub struct DataPlane {
     pub tokens: Arc<TokenService>,
     pub codes: Arc<ArcSwap<CodeLists>>,
     pub calls: CallLog,
+    pub evidence: Arc<EvidenceLog>,
+    /// Whether entry bundles (the records themselves) are served without a token.
+    pub public_entries: bool,
     pub upstream: UpstreamClient,
     pub max_body: u64,
     /// Whether code-list callbacks may point at loopback addresses.
@@ -44,6 +48,12 @@ pub fn router(plane: Arc<DataPlane>) -> Router {
             "/.well-known/oauth-authorization-server",
             get(token::metadata),
         )
+        .route("/log/checkpoint", get(log::checkpoint))
+        .route("/log/keys", get(log::keys))
+        .route("/log/tile/{*path}", get(log::tile))
+        .route("/log/proof/inclusion", get(log::inclusion))
+        .route("/log/proof/consistency", get(log::consistency))
+        .route("/log/evidence/{request_id}", get(log::evidence))
         .fallback(handler::gateway)
         .method_not_allowed_fallback(token::method_not_allowed)
         .with_state(plane)

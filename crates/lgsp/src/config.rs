@@ -18,6 +18,10 @@
 //! | `operator_unit_name` | `--operator-unit-name` | `LGSP_OPERATOR_UNIT_NAME` | `Sở Thông tin và Truyền thông` |
 //! | `demo_upstream_listen` | `--demo-upstream-listen` | `LGSP_DEMO_UPSTREAM_LISTEN` | `127.0.0.1:8090` |
 //! | `allow_loopback_callbacks` | `--allow-loopback-callbacks` | `LGSP_ALLOW_LOOPBACK_CALLBACKS` | `false` (code-list callbacks may not point at this host) |
+//! | `log_origin` | `--log-origin` | `LGSP_LOG_ORIGIN` | public URL's host and path + `/log`, else `{instance}.lgsp/log` (first line of every checkpoint; set it once) |
+//! | `log_checkpoint_interval_ms` | `--log-checkpoint-interval-ms` | `LGSP_LOG_CHECKPOINT_INTERVAL_MS` | `1000` (at most one signed checkpoint per interval while the log grows) |
+//! | `log_public_entries` | `--log-public-entries` | `LGSP_LOG_PUBLIC_ENTRIES` | `false` (entry bundles, which hold the records, only through the admin API) |
+//! | `body_retention_secs` | `--body-retention-secs` | `LGSP_BODY_RETENTION_SECS` | `2592000` (30 days: how long bodies of APIs that keep them are kept) |
 //! | `notice_retry_base_ms` | `--notice-retry-base-ms` | `LGSP_NOTICE_RETRY_BASE_MS` | `5000` (first retry of a code-list notice; doubles up to 1 h) |
 
 use std::net::SocketAddr;
@@ -81,6 +85,19 @@ pub struct ServeArgs {
     /// Let systems register code-list callbacks on loopback addresses (tests, single-host set-ups).
     #[arg(long, env = "LGSP_ALLOW_LOOPBACK_CALLBACKS")]
     pub allow_loopback_callbacks: bool,
+    /// Name of the evidence log, the first line of every checkpoint; set it once
+    /// [default: the public URL's host and path + /log, else {instance}.lgsp/log].
+    #[arg(long, env = "LGSP_LOG_ORIGIN")]
+    pub log_origin: Option<String>,
+    /// Least time between two signed checkpoints while the log grows, in ms [default: 1000].
+    #[arg(long, env = "LGSP_LOG_CHECKPOINT_INTERVAL_MS")]
+    pub log_checkpoint_interval_ms: Option<u64>,
+    /// Serve entry bundles (the call records) on the data plane without a token.
+    #[arg(long, env = "LGSP_LOG_PUBLIC_ENTRIES")]
+    pub log_public_entries: bool,
+    /// How long the bodies of APIs that keep them are kept, in seconds [default: 2592000].
+    #[arg(long, env = "LGSP_BODY_RETENTION_SECS")]
+    pub body_retention_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -102,6 +119,10 @@ struct FileConfig {
     demo_upstream_listen: Option<SocketAddr>,
     notice_retry_base_ms: Option<u64>,
     allow_loopback_callbacks: Option<bool>,
+    log_origin: Option<String>,
+    log_checkpoint_interval_ms: Option<u64>,
+    log_public_entries: Option<bool>,
+    body_retention_secs: Option<u64>,
 }
 
 /// The settings in force, after file, environment and flags are merged.
@@ -122,6 +143,10 @@ pub struct Config {
     pub demo_upstream_listen: SocketAddr,
     pub notice_retry_base_ms: u64,
     pub allow_loopback_callbacks: bool,
+    pub log_origin: String,
+    pub log_checkpoint_interval_ms: u64,
+    pub log_public_entries: bool,
+    pub body_retention_secs: u64,
 }
 
 impl Config {
@@ -183,7 +208,45 @@ impl Config {
         if !(10..=3_600_000).contains(&notice_retry_base_ms) {
             bail!("notice_retry_base_ms must be 10 to 3600000, not {notice_retry_base_ms}");
         }
+        let log_origin = match args.log_origin.clone().or(file.log_origin) {
+            Some(origin) => origin,
+            None => match &public_url {
+                Some(url) => {
+                    let rest = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
+                    format!("{}/log", rest.trim_end_matches('/'))
+                }
+                None => format!("{}.lgsp/log", instance.to_lowercase()),
+            },
+        };
+        if log_origin.is_empty()
+            || log_origin.contains('+')
+            || log_origin
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
+        {
+            bail!("log_origin must be a non-empty name without spaces or '+', not {log_origin:?}");
+        }
+        let log_checkpoint_interval_ms = args
+            .log_checkpoint_interval_ms
+            .or(file.log_checkpoint_interval_ms)
+            .unwrap_or(1000);
+        if !(50..=3_600_000).contains(&log_checkpoint_interval_ms) {
+            bail!(
+                "log_checkpoint_interval_ms must be 50 to 3600000, not {log_checkpoint_interval_ms}"
+            );
+        }
+        let body_retention_secs = args
+            .body_retention_secs
+            .or(file.body_retention_secs)
+            .unwrap_or(30 * 86_400);
+        if !(1..=100 * 365 * 86_400).contains(&body_retention_secs) {
+            bail!("body_retention_secs must be 1 to 3153600000, not {body_retention_secs}");
+        }
         Ok(Config {
+            log_origin,
+            log_checkpoint_interval_ms,
+            log_public_entries: args.log_public_entries || file.log_public_entries.unwrap_or(false),
+            body_retention_secs,
             notice_retry_base_ms,
             allow_loopback_callbacks: args.allow_loopback_callbacks
                 || file.allow_loopback_callbacks.unwrap_or(false),

@@ -9,7 +9,7 @@ use arc_swap::ArcSwap;
 use lgsp_admin::AdminPlane;
 use lgsp_auth::{TokenService, hash_secret, load_or_create_signing_key};
 use lgsp_codes::CodeLists;
-use lgsp_evidence::CallLog;
+use lgsp_evidence::{CallLog, EvidenceLog};
 use lgsp_gateway::DataPlane;
 use lgsp_registry::Registry;
 use lgsp_store::Store;
@@ -32,6 +32,9 @@ pub struct Running {
     extra: Vec<JoinHandle<()>>,
     calls: CallLog,
     call_writer: JoinHandle<()>,
+    evidence: Arc<EvidenceLog>,
+    checkpointer: JoinHandle<()>,
+    checkpointer_stop: watch::Sender<bool>,
     store: Store,
 }
 
@@ -73,6 +76,25 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     // 4. In-memory state of the data plane.
     let codes = Arc::new(ArcSwap::from_pointee(CodeLists::load(&store).await?));
     let (calls, call_writer) = CallLog::start(&store).context("opening the call log")?;
+    let evidence = Arc::new(
+        EvidenceLog::open(
+            store.clone(),
+            &keys_dir,
+            &config.log_origin,
+            std::time::Duration::from_millis(config.log_checkpoint_interval_ms),
+            calls.tree_size(),
+        )
+        .await
+        .context("opening the evidence log")?,
+    );
+    if evidence.head().is_none() {
+        evidence
+            .checkpoint(true)
+            .await
+            .context("signing the first checkpoint")?;
+    }
+    let (checkpointer_stop, checkpointer_stopped) = watch::channel(false);
+    let checkpointer = tokio::spawn(evidence.clone().run_checkpointer(checkpointer_stopped));
     extra.push(lgsp_codes::notices::start_deliveries(
         store.clone(),
         std::time::Duration::from_millis(config.notice_retry_base_ms),
@@ -115,6 +137,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         )),
         codes: codes.clone(),
         calls: calls.clone(),
+        evidence: evidence.clone(),
+        public_entries: config.log_public_entries,
         upstream: lgsp_gateway::upstream_client(),
         max_body: config.max_body_bytes,
         allow_loopback_callbacks: config.allow_loopback_callbacks,
@@ -124,6 +148,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         codes,
         admin_token_hash: hash_secret(admin_token.expose()),
         import_lock: tokio::sync::Mutex::new(()),
+        evidence: evidence.clone(),
     });
 
     let (stop, stopped) = watch::channel(false);
@@ -161,6 +186,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         extra,
         calls,
         call_writer,
+        evidence,
+        checkpointer,
+        checkpointer_stop,
         store,
     })
 }
@@ -174,6 +202,10 @@ impl Running {
         }
         self.calls.close().await;
         let _ = self.call_writer.await;
+        // The last checkpoint covers every record written.
+        let _ = self.checkpointer_stop.send(true);
+        let _ = self.checkpointer.await;
+        drop(self.evidence);
         for task in self.extra {
             task.abort();
         }

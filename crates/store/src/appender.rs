@@ -7,13 +7,27 @@
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::{CallRecord, StoreError};
 
-const INSERT: &str = "INSERT INTO calls (request_id, time_us, consumer, api, method, path, status, \
+const INSERT: &str = "INSERT INTO calls (seq, request_id, time_us, consumer, api, method, path, status, \
      latency_us, request_bytes, response_bytes, request_sha256, response_sha256, client_addr, reason) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
+const PUT_TILE: &str = "INSERT OR REPLACE INTO log_tiles (level, idx, hashes) VALUES (?1, ?2, ?3)";
+const PUT_BODY: &str =
+    "INSERT INTO call_bodies (seq, request, response, expires_us) VALUES (?1, ?2, ?3, ?4)";
+
+/// A tile of the evidence tree to store: level, index, concatenated hashes.
+pub type TileWrite = (u8, u64, Vec<u8>);
+
+/// Bodies kept with a record: request, response, expiry (µs since the epoch).
+#[derive(Clone, Debug, Default)]
+pub struct KeptBodies {
+    pub request: Option<Vec<u8>>,
+    pub response: Option<Vec<u8>>,
+    pub expires_us: i64,
+}
 
 pub struct CallAppender {
     conn: Connection,
@@ -43,16 +57,23 @@ impl CallAppender {
         Ok(CallAppender { conn })
     }
 
-    /// Appends `records` in one transaction; returns each record's `seq`.
-    pub fn append(&mut self, records: &[CallRecord]) -> Result<Vec<i64>, StoreError> {
+    /// Appends `records` (each with its `seq` already assigned) and the
+    /// evidence tiles that cover them, in one transaction: the tree never
+    /// lags or leads the records on disk.
+    pub fn append(
+        &mut self,
+        records: &[CallRecord],
+        bodies: &[(i64, KeptBodies)],
+        tiles: &[TileWrite],
+    ) -> Result<(), StoreError> {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let mut seqs = Vec::with_capacity(records.len());
         {
             let mut insert = tx.prepare_cached(INSERT)?;
             for r in records {
                 insert.execute(params![
+                    r.seq,
                     r.request_id,
                     r.time_us,
                     r.consumer,
@@ -68,12 +89,89 @@ impl CallAppender {
                     r.client_addr,
                     r.reason,
                 ])?;
-                seqs.push(tx.last_insert_rowid());
+            }
+            let mut put = tx.prepare_cached(PUT_TILE)?;
+            for (level, index, hashes) in tiles {
+                put.execute(params![level, *index as i64, hashes])?;
+            }
+            if !bodies.is_empty() {
+                let mut put = tx.prepare_cached(PUT_BODY)?;
+                for (seq, b) in bodies {
+                    put.execute(params![seq, b.request, b.response, b.expires_us])?;
+                }
             }
         }
         tx.commit()?;
-        Ok(seqs)
+        Ok(())
     }
+
+    /// Size of the evidence tree on disk: the leaves its level-0 tiles hold.
+    pub fn tree_size(&self) -> Result<u64, StoreError> {
+        let last: Option<(i64, i64)> = self
+            .conn
+            .query_row(
+                "SELECT idx, length(hashes) FROM log_tiles WHERE level = 0 ORDER BY idx DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        Ok(last.map_or(0, |(idx, bytes)| idx as u64 * 256 + bytes as u64 / 32))
+    }
+
+    /// The highest `seq` in the call log.
+    pub fn last_seq(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT COALESCE(MAX(seq), 0) FROM calls", [], |r| r.get(0))?)
+    }
+
+    /// One stored tile's hashes, if present.
+    pub fn tile(&self, level: u8, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT hashes FROM log_tiles WHERE level = ?1 AND idx = ?2",
+                params![level, index as i64],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Records with `seq` in `[from, from + limit)`, in order (to catch the tree up).
+    pub fn records_from(&self, from: i64, limit: i64) -> Result<Vec<CallRecord>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT seq, request_id, time_us, consumer, api, method, path, status, latency_us, \
+             request_bytes, response_bytes, request_sha256, response_sha256, client_addr, reason \
+             FROM calls WHERE seq >= ?1 ORDER BY seq LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![from, limit], row_to_record)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Writes tiles outside a call group (when the tree catches up at start).
+    pub fn put_tiles(&mut self, tiles: &[TileWrite]) -> Result<(), StoreError> {
+        self.append(&[], &[], tiles)
+    }
+}
+
+pub(crate) fn row_to_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<CallRecord> {
+    Ok(CallRecord {
+        seq: r.get(0)?,
+        request_id: r.get(1)?,
+        time_us: r.get(2)?,
+        consumer: r.get(3)?,
+        api: r.get(4)?,
+        method: r.get(5)?,
+        path: r.get(6)?,
+        status: r.get(7)?,
+        latency_us: r.get(8)?,
+        request_bytes: r.get(9)?,
+        response_bytes: r.get(10)?,
+        request_sha256: r.get(11)?,
+        response_sha256: r.get(12)?,
+        client_addr: r.get(13)?,
+        reason: r.get(14)?,
+    })
 }
 
 #[cfg(test)]
@@ -119,10 +217,18 @@ mod tests {
             client_addr: "127.0.0.1".into(),
             reason: None,
         };
-        let seqs = appender
-            .append(&(0..5).map(record).collect::<Vec<_>>())
+        let records: Vec<CallRecord> = (0..5)
+            .map(|i| CallRecord {
+                seq: i + 1,
+                ..record(i)
+            })
+            .collect();
+        appender
+            .append(&records, &[], &[(0, 0, vec![7; 5 * 32])])
             .unwrap();
-        assert_eq!(seqs, [1, 2, 3, 4, 5]);
+        assert_eq!(appender.last_seq().unwrap(), 5);
+        assert_eq!(appender.tree_size().unwrap(), 5);
+        assert_eq!(appender.records_from(2, 2).unwrap(), records[1..3]);
         let third = store.call_by_request_id("r2").await.unwrap().unwrap();
         assert_eq!(third.seq, 3);
         assert_eq!(store.call_count().await.unwrap(), 5);

@@ -6,6 +6,7 @@ mod appender;
 mod calls;
 mod codes;
 mod error;
+mod log;
 mod model;
 mod notices;
 mod registry;
@@ -17,10 +18,11 @@ use std::time::Duration;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-pub use appender::CallAppender;
+pub use appender::{CallAppender, KeptBodies, TileWrite};
 pub use calls::{CallFilter, CallPage};
 pub use codes::{CodeItemRow, CodeListRow, CodeMappingRow, CodeVersionRow, NewCodeVersion};
 pub use error::StoreError;
+pub use log::{BodiesRow, CheckpointRow, LogKeyRow};
 pub use model::{Api, CallRecord, Subscription, System, Unit};
 pub use notices::{CodeCallback, CodeNotice, DueNotice};
 

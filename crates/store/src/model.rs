@@ -53,7 +53,7 @@ pub struct Subscription {
 }
 
 /// One data-plane request that named an API, allowed or refused.
-#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct CallRecord {
     /// Position in the log, assigned at commit; 0 before that.
     pub seq: i64,

@@ -4,6 +4,7 @@ mod apis;
 mod calls;
 mod codelists;
 mod health;
+mod log;
 mod subscriptions;
 mod systems;
 mod units;
@@ -41,6 +42,11 @@ pub fn router() -> Router<Arc<AdminPlane>> {
         )
         .route("/calls", get(calls::list))
         .route("/calls/{request_id}", get(calls::show))
+        .route("/calls/{request_id}/evidence", get(log::bundle))
+        .route("/calls/{request_id}/bodies/{which}", get(log::body))
+        .route("/log", get(log::state))
+        .route("/log/rotate-key", post(log::rotate_key))
+        .route("/log/tile/{*path}", get(log::tile))
         .route("/codelists", get(codelists::list).post(codelists::create))
         .route("/codelists/callbacks", get(codelists::callbacks))
         .route("/codelists/notices", get(codelists::notices))
