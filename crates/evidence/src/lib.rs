@@ -3,6 +3,8 @@
 //! committed in groups by a single writer, so durability costs one disk sync
 //! per group, not per call.
 
+pub mod archive;
+pub mod audit;
 pub mod bundle;
 mod digest;
 pub mod leaf;

@@ -212,6 +212,42 @@ impl Edge {
         self.size
     }
 
+    /// Root of the tree so far. Every node of the tree's compact range lies
+    /// in one of the edge's tiles, so nothing else is needed.
+    pub fn root(&self) -> Hash {
+        let mut set = TileSet::default();
+        for (level, hashes) in self.levels.iter().enumerate() {
+            let index = (self.size >> (TILE_HEIGHT * level as u32)) / TILE_WIDTH;
+            set.tiles.insert(
+                TileId {
+                    level: level as u8,
+                    index,
+                },
+                hashes.clone(),
+            );
+        }
+        crate::merkle::tree_root(&set, self.size).expect("the edge holds the compact range")
+    }
+
+    /// The edge's tiles with their hashes, lowest level first (empty ones left out).
+    pub fn partial_tiles(&self) -> Vec<(TileId, &[Hash])> {
+        self.levels
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| !h.is_empty())
+            .map(|(level, hashes)| {
+                let index = (self.size >> (TILE_HEIGHT * level as u32)) / TILE_WIDTH;
+                (
+                    TileId {
+                        level: level as u8,
+                        index,
+                    },
+                    hashes.as_slice(),
+                )
+            })
+            .collect()
+    }
+
     /// The tiles that became full since the last call, to be stored.
     pub fn take_full(&mut self) -> Vec<(TileId, Vec<Hash>)> {
         std::mem::take(&mut self.full)
@@ -401,6 +437,7 @@ mod tests {
                 inclusion_proof(&memory, index, size).unwrap()
             );
         }
+        assert_eq!(edge.root(), memory.root());
         let reloaded = Edge::load(n, &tiles.tiles).unwrap();
         assert_eq!(reloaded.levels, edge.levels);
     }

@@ -263,18 +263,22 @@ pub fn run(command: Command) -> ExitCode {
         .expect("a runtime");
     match runtime.block_on(execute(command)) {
         Ok(value) => {
-            if !value.is_null() {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&value).unwrap_or_default()
-                );
-            }
+            print_json(&value);
             ExitCode::SUCCESS
         }
         Err(e) => {
             eprintln!("lgsp: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+pub(crate) fn print_json(value: &Value) {
+    if !value.is_null() {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(value).unwrap_or_default()
+        );
     }
 }
 
@@ -445,7 +449,7 @@ fn form_query() -> form_urlencoded::Serializer<'static, String> {
     form_urlencoded::Serializer::new(String::new())
 }
 
-fn segment(id: &str) -> String {
+pub(crate) fn segment(id: &str) -> String {
     percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
@@ -494,7 +498,7 @@ async fn upload(client: &ClientArgs, path: &str, file: &std::path::Path) -> anyh
     result
 }
 
-async fn call(
+pub(crate) async fn call(
     client: &ClientArgs,
     method: Method,
     path: &str,

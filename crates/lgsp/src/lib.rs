@@ -5,5 +5,6 @@ pub mod cli;
 pub mod config;
 mod demo;
 mod listener;
+pub mod logcmd;
 mod platform;
 pub mod server;

@@ -21,6 +21,12 @@ struct Cli {
 enum Command {
     /// Run the platform: data plane (tokens, gateway) and control plane (admin API).
     Serve(ServeArgs),
+    /// Check an evidence bundle offline: signature, proof and record (exit 0 or 1).
+    Verify(lgsp::logcmd::VerifyArgs),
+    /// The evidence log: verify a data directory, export and restore archives,
+    /// rotate the signing key, download a call's bundle.
+    #[command(subcommand)]
+    Log(lgsp::logcmd::LogCommand),
     #[command(flatten)]
     Client(ClientCommand),
 }
@@ -29,6 +35,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Verify(args) => lgsp::logcmd::verify(args),
+        Command::Log(command) => lgsp::logcmd::run(command),
         Command::Client(command) => cli::run(command),
     }
 }

@@ -148,6 +148,29 @@ impl CallAppender {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Stores the keys and checkpoints of a restored archive.
+    pub fn put_log_meta(
+        &mut self,
+        keys: &[(String, String, i64)],
+        checkpoints: &[(u64, i64, String, String)],
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        for (key_id, vkey, created_us) in keys {
+            tx.execute(
+                "INSERT OR IGNORE INTO log_keys (key_id, vkey, created_us, retired_us) VALUES (?1, ?2, ?3, ?3)",
+                params![key_id, vkey, created_us],
+            )?;
+        }
+        for (size, time_us, key_id, note) in checkpoints {
+            tx.execute(
+                "INSERT INTO log_checkpoints (size, time_us, key_id, note) VALUES (?1, ?2, ?3, ?4)",
+                params![*size as i64, time_us, key_id, note],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Writes tiles outside a call group (when the tree catches up at start).
     pub fn put_tiles(&mut self, tiles: &[TileWrite]) -> Result<(), StoreError> {
         self.append(&[], &[], tiles)

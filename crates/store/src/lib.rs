@@ -9,6 +9,7 @@ mod error;
 mod log;
 mod model;
 mod notices;
+mod reader;
 mod registry;
 
 use std::path::Path;
@@ -25,6 +26,7 @@ pub use error::StoreError;
 pub use log::{BodiesRow, CheckpointRow, LogKeyRow};
 pub use model::{Api, CallRecord, Subscription, System, Unit};
 pub use notices::{CodeCallback, CodeNotice, DueNotice};
+pub use reader::LogReader;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 

@@ -1,0 +1,119 @@
+//! A consistent, read-only view of the call log and its evidence tree, for
+//! re-checking or exporting a whole log while the platform may be running:
+//! everything read through one `LogReader` comes from one snapshot.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+
+use crate::appender::row_to_record;
+use crate::{CallRecord, CheckpointRow, LogKeyRow, StoreError};
+
+pub struct LogReader {
+    conn: Connection,
+}
+
+impl std::fmt::Debug for LogReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LogReader")
+    }
+}
+
+impl LogReader {
+    /// Opens `path` read-only and starts the snapshot.
+    pub fn open(path: &Path) -> Result<LogReader, StoreError> {
+        if !path.exists() {
+            return Err(StoreError::Appender(format!(
+                "{} does not exist",
+                path.display()
+            )));
+        }
+        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.execute_batch("BEGIN DEFERRED")?;
+        // The snapshot starts with the first read.
+        conn.query_row("SELECT COUNT(*) FROM log_keys", [], |r| r.get::<_, i64>(0))?;
+        Ok(LogReader { conn })
+    }
+
+    /// Every call record in `seq` order; `each` returns false to stop early.
+    pub fn for_each_call(
+        &self,
+        mut each: impl FnMut(CallRecord) -> Result<bool, StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT seq, request_id, time_us, consumer, api, method, path, status, latency_us, \
+             request_bytes, response_bytes, request_sha256, response_sha256, client_addr, reason \
+             FROM calls ORDER BY seq",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            if !each(row_to_record(row)?)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn tile(&self, level: u8, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT hashes FROM log_tiles WHERE level = ?1 AND idx = ?2")?
+            .query_row(params![level, index as i64], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Leaves held by the level-0 tiles.
+    pub fn tree_size(&self) -> Result<u64, StoreError> {
+        let last: Option<(i64, i64)> = self
+            .conn
+            .query_row(
+                "SELECT idx, length(hashes) FROM log_tiles WHERE level = 0 ORDER BY idx DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        Ok(last.map_or(0, |(idx, bytes)| idx as u64 * 256 + bytes as u64 / 32))
+    }
+
+    /// Every stored tile level above 0 with its tiles' indexes, for completeness checks.
+    pub fn tile_count(&self, level: u8) -> Result<u64, StoreError> {
+        Ok(self.conn.query_row(
+            "SELECT COUNT(*) FROM log_tiles WHERE level = ?1",
+            params![level],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
+    }
+
+    /// Checkpoints, oldest first.
+    pub fn checkpoints(&self) -> Result<Vec<CheckpointRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, size, time_us, key_id, note FROM log_checkpoints ORDER BY id")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(CheckpointRow {
+                id: r.get(0)?,
+                size: r.get(1)?,
+                time_us: r.get(2)?,
+                key_id: r.get(3)?,
+                note: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn keys(&self) -> Result<Vec<LogKeyRow>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT key_id, vkey, created_us, retired_us FROM log_keys ORDER BY created_us",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(LogKeyRow {
+                key_id: r.get(0)?,
+                vkey: r.get(1)?,
+                created_us: r.get(2)?,
+                retired_us: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
