@@ -256,21 +256,19 @@ impl EvidenceLog {
 
     pub async fn inclusion(&self, index: u64, size: u64) -> Result<Vec<Hash>, EvidenceError> {
         self.check_size(size)?;
-        Ok(self
-            .with_tiles(|src| inclusion_proof(src, index, size))
-            .await?)
+        self.with_tiles(|src| inclusion_proof(src, index, size))
+            .await
     }
 
     pub async fn consistency(&self, from: u64, to: u64) -> Result<Vec<Hash>, EvidenceError> {
         self.check_size(to)?;
-        Ok(self
-            .with_tiles(|src| consistency_proof(src, from, to))
-            .await?)
+        self.with_tiles(|src| consistency_proof(src, from, to))
+            .await
     }
 
     pub async fn root(&self, size: u64) -> Result<Hash, EvidenceError> {
         self.check_size(size)?;
-        Ok(self.with_tiles(|src| tree_root(src, size)).await?)
+        self.with_tiles(|src| tree_root(src, size)).await
     }
 
     fn check_size(&self, size: u64) -> Result<(), EvidenceError> {

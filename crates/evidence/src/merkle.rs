@@ -76,7 +76,7 @@ fn split(n: u64) -> u64 {
 /// Root of the leaves `[lo, hi)`, built from perfect subtrees.
 pub fn subtree_root<S: NodeSource + ?Sized>(src: &S, lo: u64, hi: u64) -> Result<Hash, ProofError> {
     let n = hi - lo;
-    if n.is_power_of_two() && lo % n == 0 {
+    if n.is_power_of_two() && lo.is_multiple_of(n) {
         let height = n.trailing_zeros();
         return src.node(height, lo >> height);
     }
@@ -316,7 +316,7 @@ impl MemoryTree {
         }
         self.levels[0].push(leaf);
         let mut h = 0;
-        while self.levels[h].len() % 2 == 0 {
+        while self.levels[h].len().is_multiple_of(2) {
             let row = &self.levels[h];
             let parent = node_hash(&row[row.len() - 2], &row[row.len() - 1]);
             if self.levels.len() == h + 1 {

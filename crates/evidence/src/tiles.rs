@@ -196,7 +196,7 @@ impl Edge {
         let mut n = size;
         let mut level = 0u8;
         while n > 0 {
-            if n % TILE_WIDTH != 0 {
+            if !n.is_multiple_of(TILE_WIDTH) {
                 out.push(TileId {
                     level,
                     index: n / TILE_WIDTH,
@@ -351,7 +351,7 @@ impl NodeSource for TileWants {
 
 /// Hashes a tile's bytes (concatenated 32-byte hashes) into hashes.
 pub fn split_hashes(bytes: &[u8]) -> Option<Vec<Hash>> {
-    if bytes.len() % 32 != 0 {
+    if !bytes.len().is_multiple_of(32) {
         return None;
     }
     Some(

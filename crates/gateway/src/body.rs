@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use lgsp_evidence::{BodyDigest, CallLog, CallLogError, CallRecord, EMPTY_SHA256};
+use lgsp_evidence::{BodyDigest, CallLog, CallLogError, CallRecord, EMPTY_SHA256, KeptBodies};
 use pin_project_lite::pin_project;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -25,9 +25,24 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub struct RequestMeter {
     digest: Mutex<BodyDigest>,
     exceeded: AtomicBool,
+    /// The body itself, when its API keeps bodies.
+    kept: Option<Mutex<Vec<u8>>>,
 }
 
 impl RequestMeter {
+    pub fn new(keep: bool) -> RequestMeter {
+        RequestMeter {
+            kept: keep.then(|| Mutex::new(Vec::new())),
+            ..RequestMeter::default()
+        }
+    }
+
+    fn take_kept(&self) -> Option<Vec<u8>> {
+        self.kept
+            .as_ref()
+            .map(|k| std::mem::take(&mut *k.lock().expect("kept lock")))
+    }
+
     pub fn exceeded(&self) -> bool {
         self.exceeded.load(Ordering::Relaxed)
     }
@@ -79,6 +94,9 @@ impl Body for MeteredBody {
                         this.meter.exceeded.store(true, Ordering::Relaxed);
                         return Poll::Ready(Some(Err(Box::new(TooLarge(*this.limit)))));
                     }
+                    if let Some(kept) = &this.meter.kept {
+                        kept.lock().expect("kept lock").extend_from_slice(data);
+                    }
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
@@ -117,9 +135,29 @@ pub struct PendingCall {
     pub client_addr: String,
     pub request: RequestSide,
     pub reason: Option<String>,
+    /// When kept bodies expire (µs since the epoch), if this call's API keeps them.
+    pub keep_until_us: Option<i64>,
 }
 
 impl PendingCall {
+    /// The record and, where the API keeps bodies, the bodies with their expiry.
+    pub fn finish_kept(
+        self,
+        response_sha256: String,
+        response_bytes: u64,
+        response: Option<Vec<u8>>,
+    ) -> (CallRecord, Option<KeptBodies>) {
+        let kept = self.keep_until_us.map(|expires_us| KeptBodies {
+            request: match &self.request {
+                RequestSide::Metered(meter) => meter.take_kept(),
+                RequestSide::Unread => None,
+            },
+            response,
+            expires_us,
+        });
+        (self.finish(response_sha256, response_bytes), kept)
+    }
+
     pub fn finish(self, response_sha256: String, response_bytes: u64) -> CallRecord {
         let (request_sha256, request_bytes) = match &self.request {
             RequestSide::Metered(meter) => meter.finish(),
@@ -165,6 +203,9 @@ pin_project! {
         call: Option<PendingCall>,
         log: CallLog,
         phase: Phase,
+        // The response body, when its API keeps bodies and it fits the limit.
+        kept: Option<Vec<u8>>,
+        keep_limit: u64,
     }
 
     impl<B> PinnedDrop for RecordedBody<B> {
@@ -176,15 +217,20 @@ pin_project! {
                 call.reason.get_or_insert_with(|| "response_not_completed".to_owned());
                 let digest = std::mem::take(this.digest);
                 let (hash, bytes) = digest.finish();
-                this.log.submit(call.finish(hash, bytes), None);
+                let (record, kept) = call.finish_kept(hash, bytes, this.kept.take());
+                this.log.submit(record, kept);
             }
         }
     }
 }
 
 impl<B> RecordedBody<B> {
-    pub fn new(inner: B, call: PendingCall, log: CallLog) -> RecordedBody<B> {
+    /// `keep_limit`: the most response bytes kept when the API keeps bodies;
+    /// a longer response is recorded by its hash only.
+    pub fn new(inner: B, call: PendingCall, log: CallLog, keep_limit: u64) -> RecordedBody<B> {
         RecordedBody {
+            kept: call.keep_until_us.map(|_| Vec::new()),
+            keep_limit,
             inner,
             held: None,
             trailers: None,
@@ -215,6 +261,13 @@ where
                     Some(Ok(frame)) => {
                         if let Some(data) = frame.data_ref() {
                             this.digest.update(data);
+                            if let Some(kept) = this.kept.as_mut() {
+                                if (kept.len() + data.len()) as u64 > *this.keep_limit {
+                                    *this.kept = None;
+                                } else {
+                                    kept.extend_from_slice(data);
+                                }
+                            }
                             if let Some(previous) = this.held.replace(frame) {
                                 return Poll::Ready(Some(Ok(previous)));
                             }
@@ -233,9 +286,10 @@ where
                         let call = this.call.take().expect("the call is recorded once");
                         let (hash, bytes) = std::mem::take(this.digest).finish();
                         let log = this.log.clone();
-                        let record = call.finish(hash, bytes);
-                        *this.phase =
-                            Phase::Committing(Box::pin(async move { log.commit(record).await }));
+                        let (record, kept) = call.finish_kept(hash, bytes, this.kept.take());
+                        *this.phase = Phase::Committing(Box::pin(async move {
+                            log.commit_with(record, kept).await
+                        }));
                     }
                 },
                 Phase::Committing(commit) => match ready!(commit.as_mut().poll(cx)) {

@@ -53,6 +53,7 @@ pub async fn gateway(
         client_addr: peer.ip().to_string(),
         request: RequestSide::Unread,
         reason: None,
+        keep_until_us: None,
     };
 
     // 1. Which API does the path name?
@@ -235,9 +236,13 @@ async fn forward(
             consumer_id,
             client_ip: &call.client_addr,
             limit: plane.max_body,
+            keep: route.keep_bodies,
         },
     );
     call.request = RequestSide::Metered(meter.clone());
+    if route.keep_bodies {
+        call.keep_until_us = Some(call.time_us + plane.body_retention.as_micros() as i64);
+    }
 
     let outcome = tokio::time::timeout(route.timeout, plane.upstream.request(upstream_req)).await;
     let mut response = match outcome {
@@ -302,14 +307,20 @@ async fn forward(
     if head_request || matches!(call.status, 204 | 304) || (100..200).contains(&call.status) {
         drop(body);
         let (hash, bytes) = BodyDigest::of(b"");
-        if let Err(e) = plane.calls.commit(call.finish(hash, bytes)).await {
+        let (record, kept) = call.finish_kept(hash, bytes, Some(Vec::new()));
+        if let Err(e) = plane.calls.commit_with(record, kept).await {
             return log_unavailable(&request_id, e);
         }
         return Response::from_parts(parts, Body::empty());
     }
     Response::from_parts(
         parts,
-        Body::new(RecordedBody::new(body, call, plane.calls.clone())),
+        Body::new(RecordedBody::new(
+            body,
+            call,
+            plane.calls.clone(),
+            plane.max_body,
+        )),
     )
 }
 

@@ -36,6 +36,8 @@ pub struct DataPlane {
     pub public_entries: bool,
     pub upstream: UpstreamClient,
     pub max_body: u64,
+    /// How long the bodies of APIs that keep them are kept.
+    pub body_retention: std::time::Duration,
     /// Whether code-list callbacks may point at loopback addresses.
     pub allow_loopback_callbacks: bool,
 }

@@ -98,6 +98,8 @@ pub struct Forward<'a> {
     pub consumer_id: &'a str,
     pub client_ip: &'a str,
     pub limit: u64,
+    /// Keep a copy of the body (its API keeps bodies).
+    pub keep: bool,
 }
 
 /// Builds the upstream request from the consumer's.
@@ -125,7 +127,7 @@ pub fn upstream_request(
 
     parts.uri = fwd.uri;
     parts.version = http::Version::HTTP_11;
-    let meter = Arc::new(RequestMeter::default());
+    let meter = Arc::new(RequestMeter::new(fwd.keep));
     let body = MeteredBody::new(body, meter.clone(), fwd.limit);
     (Request::from_parts(parts, body), meter)
 }

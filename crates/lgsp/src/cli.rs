@@ -192,6 +192,9 @@ pub enum ApiCommand {
         /// Upstream timeout in milliseconds [default: 30000].
         #[arg(long)]
         timeout_ms: Option<i64>,
+        /// Keep request and response bodies of its calls for the retention period.
+        #[arg(long)]
+        keep_bodies: bool,
     },
     /// List APIs.
     List {
@@ -344,10 +347,12 @@ async fn execute(command: Command) -> anyhow::Result<Value> {
             upstream,
             protocol,
             timeout_ms,
+            keep_bodies,
         }) => {
             let body = json!({
                 "provider_system": provider, "name": name, "context": context, "version": version,
                 "upstream_url": upstream, "protocol": protocol, "timeout_ms": timeout_ms,
+                "keep_bodies": keep_bodies,
             });
             call(&client, Method::POST, "/api/v1/apis", Some(body)).await
         }

@@ -206,6 +206,7 @@ async fn load(registry: &Registry, config: &Config, upstream: SocketAddr) -> any
         protocol: protocol.to_owned(),
         timeout_ms: Some(10_000),
         shared_by_default: false,
+        keep_bodies: false,
     };
     registry
         .add_api(api(

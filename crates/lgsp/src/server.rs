@@ -93,6 +93,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             .await
             .context("signing the first checkpoint")?;
     }
+    extra.push(expire_bodies(store.clone(), config.body_retention_secs));
     let (checkpointer_stop, checkpointer_stopped) = watch::channel(false);
     let checkpointer = tokio::spawn(evidence.clone().run_checkpointer(checkpointer_stopped));
     extra.push(lgsp_codes::notices::start_deliveries(
@@ -141,6 +142,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         public_entries: config.log_public_entries,
         upstream: lgsp_gateway::upstream_client(),
         max_body: config.max_body_bytes,
+        body_retention: std::time::Duration::from_secs(config.body_retention_secs),
         allow_loopback_callbacks: config.allow_loopback_callbacks,
     });
     let admin_plane = Arc::new(AdminPlane {
@@ -212,4 +214,22 @@ impl Running {
         self.store.close().await;
         tracing::info!("lgsp stopped");
     }
+}
+
+/// Deletes kept bodies once their retention has passed. The evidence tree
+/// holds only their hashes, so no proof depends on them.
+fn expire_bodies(store: Store, retention_secs: u64) -> JoinHandle<()> {
+    let every = std::time::Duration::from_millis((retention_secs * 250).clamp(500, 60_000));
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64 / 1000;
+            match store.expire_bodies(now).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(calls = n, "kept bodies past their retention deleted"),
+                Err(e) => tracing::warn!(error = %e, "deleting expired bodies failed"),
+            }
+        }
+    })
 }

@@ -54,6 +54,9 @@ pub struct NewApi {
     pub timeout_ms: Option<i64>,
     #[serde(default)]
     pub shared_by_default: bool,
+    /// Keep request and response bodies of this API's calls for the retention period.
+    #[serde(default)]
+    pub keep_bodies: bool,
 }
 
 pub struct Registry {
@@ -237,6 +240,7 @@ impl Registry {
             protocol: new.protocol,
             timeout_ms,
             shared_by_default: new.shared_by_default,
+            keep_bodies: new.keep_bodies,
             created_at: now_rfc3339(),
         })
         .await
@@ -261,6 +265,7 @@ impl Registry {
             protocol: "builtin".to_owned(),
             timeout_ms: DEFAULT_TIMEOUT_MS,
             shared_by_default: true,
+            keep_bodies: false,
             created_at: now_rfc3339(),
         })
         .await

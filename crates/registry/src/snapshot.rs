@@ -39,6 +39,7 @@ pub struct Route {
     pub protocol: Protocol,
     pub timeout: Duration,
     pub shared_by_default: bool,
+    pub keep_bodies: bool,
     pub provider_system: Box<str>,
 }
 
@@ -102,6 +103,7 @@ impl Snapshot {
                 protocol,
                 timeout: Duration::from_millis(a.timeout_ms.max(1) as u64),
                 shared_by_default: a.shared_by_default,
+                keep_bodies: a.keep_bodies,
                 provider_system: a.provider_system.as_str().into(),
             });
             snap.routes

@@ -39,6 +39,9 @@ pub struct Api {
     pub protocol: String,
     pub timeout_ms: i64,
     pub shared_by_default: bool,
+    /// Whether the gateway keeps this API's request and response bodies
+    /// (for the retention period) beside the call log.
+    pub keep_bodies: bool,
     pub created_at: String,
 }
 

@@ -123,8 +123,8 @@ impl Store {
     pub async fn insert_api(&self, api: &Api) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO apis (id, provider_system, name, context, version, upstream_url, \
-             protocol, timeout_ms, shared_by_default, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             protocol, timeout_ms, shared_by_default, keep_bodies, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&api.id)
         .bind(&api.provider_system)
@@ -135,6 +135,7 @@ impl Store {
         .bind(&api.protocol)
         .bind(api.timeout_ms)
         .bind(api.shared_by_default)
+        .bind(api.keep_bodies)
         .bind(&api.created_at)
         .execute(&self.pool)
         .await?;

@@ -5,6 +5,7 @@ mod admin;
 mod calllog;
 mod cli;
 mod codes;
+mod evidence;
 mod gateway;
 mod imports;
 mod process;

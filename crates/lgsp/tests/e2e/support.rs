@@ -78,6 +78,12 @@ impl Platform {
         self.running.take().unwrap().shutdown().await;
     }
 
+    /// Stops the platform and hands over its data directory.
+    pub async fn stop_keeping_dir(mut self) -> TempDir {
+        self.running.take().unwrap().shutdown().await;
+        self.dir
+    }
+
     pub async fn admin_send(
         &self,
         method: Method,
