@@ -200,10 +200,11 @@ impl EvidenceLog {
                         _ = stop.changed() => {}
                     }
                 }
+                // The interval runs from the start of one signing to the next.
+                last = Instant::now();
                 if let Err(e) = self.checkpoint(false).await {
                     tracing::error!(error = %e, "signing a checkpoint failed");
                 }
-                last = Instant::now();
             } else {
                 tokio::select! {
                     changed = size.changed() => if changed.is_err() { break },
