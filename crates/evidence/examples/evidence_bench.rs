@@ -32,7 +32,11 @@ fn options() -> Options {
     let args: Vec<String> = std::env::args().skip(1).collect();
     for pair in args.chunks(2) {
         let value = pair.get(1).map(String::as_str).unwrap_or("");
-        let number = || value.parse::<u64>().unwrap_or_else(|_| panic!("{} needs a number", pair[0]));
+        let number = || {
+            value
+                .parse::<u64>()
+                .unwrap_or_else(|_| panic!("{} needs a number", pair[0]))
+        };
         match pair[0].as_str() {
             "--seconds" => o.seconds = number(),
             "--clients" => o.clients = number() as usize,
@@ -102,18 +106,6 @@ async fn appends(o: &Options) -> serde_json::Value {
 
     let stop = Arc::new(AtomicBool::new(false));
     let counter = Arc::new(AtomicU64::new(0));
-    // Each change of the tree's size is one committed group (one disk sync).
-    let groups = Arc::new(AtomicU64::new(0));
-    {
-        let mut size = calls.tree_size();
-        let groups = groups.clone();
-        tokio::spawn(async move {
-            while size.changed().await.is_ok() {
-                groups.fetch_add(1, Ordering::Relaxed);
-            }
-        });
-    }
-    let mut signing = Vec::new();
     let (lat_tx, mut lat_rx) = tokio::sync::mpsc::unbounded_channel::<f64>();
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -151,6 +143,7 @@ async fn appends(o: &Options) -> serde_json::Value {
     }
     let elapsed = started.elapsed().as_secs_f64();
     let total = counter.load(Ordering::Relaxed);
+    let groups = calls.groups_committed();
     calls.close().await;
     writer.await.unwrap();
     stop_cp.send(true).unwrap();
@@ -161,11 +154,8 @@ async fn appends(o: &Options) -> serde_json::Value {
     }
     latencies.sort_by(|a, b| a.total_cmp(b));
     let checkpoints = store.checkpoints().await.unwrap().len();
-
-    // The peer: the same records, the same group size, the same SQLite
-    // settings, through the same appender, without the tree.
-    let group = (total as f64 / groups.load(Ordering::Relaxed).max(1) as f64).clamp(1.0, 4096.0) as usize;
     // Time to sign one checkpoint of the final tree, a few times.
+    let mut signing = Vec::new();
     for _ in 0..20 {
         let t = Instant::now();
         log.checkpoint(true).await.unwrap();
@@ -174,29 +164,16 @@ async fn appends(o: &Options) -> serde_json::Value {
     signing.sort_by(|a, b| a.total_cmp(b));
     store.close().await;
     let bytes = file_bytes(dir.path());
+
+    // The peer: the same clients and the same group commit into the same
+    // SQLite settings through the same appender, without the tree.
     let peer_dir = tempfile::tempdir().unwrap();
     let peer_store = Store::open(&peer_dir.path().join("lgsp.db")).await.unwrap();
-    let mut appender = CallAppender::open(peer_store.path()).unwrap();
-    let peer_seconds = o.seconds.min(5);
-    let peer = tokio::task::spawn_blocking(move || {
-        let started = Instant::now();
-        let mut seq = 0i64;
-        while started.elapsed() < Duration::from_secs(peer_seconds) {
-            let records: Vec<CallRecord> = (0..group)
-                .map(|i| {
-                    seq += 1;
-                    CallRecord { seq, ..record(i as u64) }
-                })
-                .collect();
-            appender.append(&records, &[], &[]).unwrap();
-        }
-        seq as f64 / started.elapsed().as_secs_f64()
-    })
-    .await
-    .unwrap();
+    let appender = CallAppender::open(peer_store.path()).unwrap();
+    let (peer_rate, peer_records, peer_groups) = plain_appends(appender, o).await;
     peer_store.close().await;
     let peer_bytes = file_bytes(peer_dir.path());
-    let peer_records = (peer * peer_seconds as f64) as u64;
+    let peer = peer_rate;
 
     json!({
         "clients": o.clients,
@@ -204,7 +181,8 @@ async fn appends(o: &Options) -> serde_json::Value {
         "records": total,
         "durable_appends_per_s": total as f64 / elapsed,
         "checkpoints_signed": checkpoints,
-        "groups_committed": groups.load(Ordering::Relaxed),
+        "groups_committed": groups,
+        "group_size": total as f64 / groups.max(1) as f64,
         "checkpoint_signing_ms_p50": percentile(&signing, 0.5),
         "append_to_checkpoint_ms": {
             "samples": latencies.len(),
@@ -214,13 +192,78 @@ async fn appends(o: &Options) -> serde_json::Value {
         },
         "bytes_per_record": bytes as f64 / total.max(1) as f64,
         "peer_plain_sqlite": {
-            "group_size": group,
+            "group_size": peer_records as f64 / peer_groups.max(1) as f64,
             "appends_per_s": peer,
             "bytes_per_record": peer_bytes as f64 / peer_records.max(1) as f64,
         },
         "ratio_appends_vs_plain": (total as f64 / elapsed) / peer,
         "tessera_published_2vcpu_appends_per_s": 1600,
     })
+}
+
+type Waiter = tokio::sync::oneshot::Sender<()>;
+
+/// Group commit without the tree: what the call log costs when it is not evidence.
+async fn plain_appends(mut appender: CallAppender, o: &Options) -> (f64, u64, u64) {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(CallRecord, Waiter)>(65_536);
+    let groups = Arc::new(AtomicU64::new(0));
+    let counted = groups.clone();
+    let writer = tokio::task::spawn_blocking(move || {
+        let mut seq = 0i64;
+        let mut records = Vec::new();
+        let mut waiters = Vec::new();
+        while let Some(first) = rx.blocking_recv() {
+            let mut next = Some(first);
+            while let Some((mut r, w)) = next.take() {
+                seq += 1;
+                r.seq = seq;
+                records.push(r);
+                waiters.push(w);
+                if records.len() < 4096 {
+                    next = rx.try_recv().ok();
+                }
+            }
+            appender.append(&records, &[], &[]).unwrap();
+            counted.fetch_add(1, Ordering::Relaxed);
+            records.clear();
+            for w in waiters.drain(..) {
+                let _ = w.send(());
+            }
+        }
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let counter = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..o.clients {
+        let tx = tx.clone();
+        let stop = stop.clone();
+        let counter = counter.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let (done, wait) = tokio::sync::oneshot::channel();
+                tx.send((record(n), done)).await.unwrap();
+                wait.await.unwrap();
+                counter.fetch_add(1, Ordering::Relaxed);
+                n += 1;
+            }
+        }));
+    }
+    drop(tx);
+    tokio::time::sleep(Duration::from_secs(o.seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    writer.await.unwrap();
+    let total = counter.load(Ordering::Relaxed);
+    (
+        total as f64 / elapsed,
+        total,
+        groups.load(Ordering::Relaxed),
+    )
 }
 
 /// A tile reader over the same SQLite tiles, for the peer implementation.
@@ -242,7 +285,9 @@ impl tlog_tiles::TileReader for SqliteTiles {
             .iter()
             .map(|t| {
                 let bytes: Vec<u8> = stmt
-                    .query_row(rusqlite::params![t.level(), t.level_index() as i64], |r| r.get(0))
+                    .query_row(rusqlite::params![t.level(), t.level_index() as i64], |r| {
+                        r.get(0)
+                    })
                     .unwrap();
                 bytes[..t.width() as usize * 32].to_vec()
             })
@@ -335,8 +380,10 @@ async fn proofs(o: &Options) -> serde_json::Value {
     peer.sort_by(|a, b| a.total_cmp(b));
     let tile_bytes: i64 = {
         let conn = tiles.conn.lock().unwrap();
-        conn.query_row("SELECT SUM(length(hashes)) FROM log_tiles", [], |r| r.get(0))
-            .unwrap()
+        conn.query_row("SELECT SUM(length(hashes)) FROM log_tiles", [], |r| {
+            r.get(0)
+        })
+        .unwrap()
     };
     store.close().await;
     json!({

@@ -3,6 +3,8 @@
 //! of the tree the moment it is on disk.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use lgsp_store::{CallAppender, CallRecord, KeptBodies, Store, StoreError, TileWrite};
@@ -43,6 +45,7 @@ enum Message {
 pub struct CallLog {
     tx: mpsc::Sender<Message>,
     size: watch::Receiver<u64>,
+    groups: Arc<AtomicU64>,
 }
 
 impl CallLog {
@@ -54,8 +57,16 @@ impl CallLog {
         let edge = catch_up(&mut appender)?;
         let (size_tx, size) = watch::channel(edge.size());
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
-        let task = tokio::task::spawn_blocking(move || write_loop(appender, edge, size_tx, rx));
-        Ok((CallLog { tx, size }, task))
+        let groups = Arc::new(AtomicU64::new(0));
+        let counter = groups.clone();
+        let task =
+            tokio::task::spawn_blocking(move || write_loop(appender, edge, size_tx, counter, rx));
+        Ok((CallLog { tx, size, groups }, task))
+    }
+
+    /// Groups committed since start: one transaction and one disk sync each.
+    pub fn groups_committed(&self) -> u64 {
+        self.groups.load(Ordering::Relaxed)
     }
 
     /// The number of records on disk (and leaves in the tree), as it changes.
@@ -180,6 +191,7 @@ fn write_loop(
     mut appender: CallAppender,
     mut edge: Edge,
     size: watch::Sender<u64>,
+    groups: Arc<AtomicU64>,
     mut rx: mpsc::Receiver<Message>,
 ) {
     let mut records = Vec::with_capacity(MAX_GROUP);
@@ -222,6 +234,7 @@ fn write_loop(
             if outcome.is_ok() {
                 edge = grown;
                 size.send_replace(edge.size());
+                groups.fetch_add(1, Ordering::Relaxed);
             }
             for (record, waiter) in records.iter().zip(waiters.drain(..)) {
                 let answer = match &outcome {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::rejection::QueryRejection;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -125,10 +125,13 @@ pub async fn keys(State(plane): State<Arc<DataPlane>>) -> Response {
 /// `GET /log/tile/{path}`: a hash tile or (where public) an entry bundle.
 pub async fn tile(
     State(plane): State<Arc<DataPlane>>,
-    Path(path): Path<String>,
+    path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Response {
     let lang = Lang::from_headers(&headers);
+    let Ok(Path(path)) = path else {
+        return bad_path(lang);
+    };
     let tile = match TilePath::parse(&path) {
         Ok(t) => t,
         Err(e) => {
@@ -192,6 +195,17 @@ pub struct ConsistencyQuery {
     to: u64,
 }
 
+fn bad_path(lang: Lang) -> Response {
+    refuse(
+        ErrorCode::NotFound,
+        message(
+            lang,
+            "Đường dẫn không hợp lệ (không phải UTF-8)",
+            "Invalid path (not UTF-8)",
+        ),
+    )
+}
+
 fn bad_query(lang: Lang, e: QueryRejection) -> Response {
     refuse(
         ErrorCode::InvalidRequest,
@@ -247,10 +261,13 @@ pub async fn consistency(
 /// `GET /log/evidence/{request_id}`: the bundle of one of the caller's own calls.
 pub async fn evidence(
     State(plane): State<Arc<DataPlane>>,
-    Path(request_id): Path<String>,
+    request_id: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Response {
     let lang = Lang::from_headers(&headers);
+    let Ok(Path(request_id)) = request_id else {
+        return bad_path(lang);
+    };
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

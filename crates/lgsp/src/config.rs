@@ -19,7 +19,7 @@
 //! | `demo_upstream_listen` | `--demo-upstream-listen` | `LGSP_DEMO_UPSTREAM_LISTEN` | `127.0.0.1:8090` |
 //! | `allow_loopback_callbacks` | `--allow-loopback-callbacks` | `LGSP_ALLOW_LOOPBACK_CALLBACKS` | `false` (code-list callbacks may not point at this host) |
 //! | `log_origin` | `--log-origin` | `LGSP_LOG_ORIGIN` | public URL's host and path + `/log`, else `{instance}.lgsp/log` (first line of every checkpoint; set it once) |
-//! | `log_checkpoint_interval_ms` | `--log-checkpoint-interval-ms` | `LGSP_LOG_CHECKPOINT_INTERVAL_MS` | `1000` (at most one signed checkpoint per interval while the log grows) |
+//! | `log_checkpoint_interval_ms` | `--log-checkpoint-interval-ms` | `LGSP_LOG_CHECKPOINT_INTERVAL_MS` | `1000` (a signed checkpoint every interval while the log grows) |
 //! | `log_public_entries` | `--log-public-entries` | `LGSP_LOG_PUBLIC_ENTRIES` | `false` (entry bundles, which hold the records, only through the admin API) |
 //! | `body_retention_secs` | `--body-retention-secs` | `LGSP_BODY_RETENTION_SECS` | `2592000` (30 days: how long bodies of APIs that keep them are kept) |
 //! | `notice_retry_base_ms` | `--notice-retry-base-ms` | `LGSP_NOTICE_RETRY_BASE_MS` | `5000` (first retry of a code-list notice; doubles up to 1 h) |
@@ -89,7 +89,8 @@ pub struct ServeArgs {
     /// [default: the public URL's host and path + /log, else {instance}.lgsp/log].
     #[arg(long, env = "LGSP_LOG_ORIGIN")]
     pub log_origin: Option<String>,
-    /// Least time between two signed checkpoints while the log grows, in ms [default: 1000].
+    /// While the log grows, a signed checkpoint every interval; no record waits
+    /// longer for one covering it, in ms [default: 1000].
     #[arg(long, env = "LGSP_LOG_CHECKPOINT_INTERVAL_MS")]
     pub log_checkpoint_interval_ms: Option<u64>,
     /// Serve entry bundles (the call records) on the data plane without a token.

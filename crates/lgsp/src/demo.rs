@@ -293,9 +293,17 @@ Demo ready. Paste these lines into a shell:
   curl -s -H \"Authorization: Bearer $TOKEN\" {data}/lylichtuphap/1.0/phieu/049099000123
   # 5. The operator sees every call in the log
   curl -s -H \"Authorization: Bearer $(cat {token})\" '{admin}/api/v1/calls?limit=5'
+  # 6. Every call is evidence: the ward gets its call's bundle and anyone checks it offline
+  RID=$(curl -s -o /dev/null -D - -H \"Authorization: Bearer $TOKEN\" {data}/hotich/1.0/khaisinh/KS-2025-000123 | tr -d '\\r' | sed -n 's/^x-request-id: //Ip')
+  curl -s -H \"Authorization: Bearer $TOKEN\" {data}/log/evidence/$RID > evidence.json
+  {exe} verify evidence.json
+  curl -s {data}/log/checkpoint
 ",
         env = env.display(),
         token = token_file.display(),
+        exe = std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| "lgsp".to_owned()),
     )
 }
 
