@@ -98,7 +98,8 @@ async fn appends(o: &Options) -> serde_json::Value {
             calls.tree_size(),
         )
         .await
-        .unwrap(),
+        .unwrap()
+        .writing_through(calls.clone()),
     );
     log.checkpoint(true).await.unwrap();
     let (stop_cp, stopped_cp) = tokio::sync::watch::channel(false);
@@ -144,8 +145,7 @@ async fn appends(o: &Options) -> serde_json::Value {
     let elapsed = started.elapsed().as_secs_f64();
     let total = counter.load(Ordering::Relaxed);
     let groups = calls.groups_committed();
-    calls.close().await;
-    writer.await.unwrap();
+    calls.flush().await;
     stop_cp.send(true).unwrap();
     checkpointer.await.unwrap();
     let mut latencies = Vec::new();
@@ -162,6 +162,9 @@ async fn appends(o: &Options) -> serde_json::Value {
         signing.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     signing.sort_by(|a, b| a.total_cmp(b));
+    drop(log);
+    calls.close().await;
+    writer.await.unwrap();
     store.close().await;
     let bytes = file_bytes(dir.path());
 
@@ -223,7 +226,7 @@ async fn plain_appends(mut appender: CallAppender, o: &Options) -> (f64, u64, u6
                     next = rx.try_recv().ok();
                 }
             }
-            appender.append(&records, &[], &[]).unwrap();
+            appender.append(&records, &[], &[], &[]).unwrap();
             counted.fetch_add(1, Ordering::Relaxed);
             records.clear();
             for w in waiters.drain(..) {

@@ -397,7 +397,7 @@ pub fn restore(
             }
         }
         appender
-            .append(records, &[], &tiles)
+            .append(records, &[], &tiles, &[])
             .map_err(|e| e.to_string())
     })?;
     let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64 / 1000;

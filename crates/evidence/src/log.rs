@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::Ed25519KeyPair;
-use lgsp_store::{CallRecord, Store, StoreError};
+use lgsp_store::{CallRecord, CheckpointWrite, Store, StoreError};
+
+use crate::CallLog;
 use thiserror::Error;
 use tokio::sync::watch;
 
@@ -64,6 +66,8 @@ pub struct EvidenceLog {
     /// Serialises signing, so checkpoints are stored in size order.
     signing: tokio::sync::Mutex<()>,
     full_tiles: Mutex<HashMap<TileId, Arc<Vec<Hash>>>>,
+    /// Where checkpoints are written: the call log's writer, when there is one.
+    writer: Option<CallLog>,
 }
 
 impl std::fmt::Debug for EvidenceLog {
@@ -101,6 +105,7 @@ impl EvidenceLog {
             interval,
             signing: tokio::sync::Mutex::new(()),
             full_tiles: Mutex::new(HashMap::new()),
+            writer: None,
         };
         log.reload_verifiers().await?;
         if let Some(row) = log.store.latest_checkpoint().await? {
@@ -115,6 +120,13 @@ impl EvidenceLog {
             })));
         }
         Ok(log)
+    }
+
+    /// Stores checkpoints through the call log's writer, which holds the
+    /// write lock, instead of competing with it for the lock.
+    pub fn writing_through(mut self, calls: CallLog) -> EvidenceLog {
+        self.writer = Some(calls);
+        self
     }
 
     async fn reload_verifiers(&self) -> Result<(), EvidenceError> {
@@ -170,9 +182,23 @@ impl EvidenceLog {
         let signer = self.signer.load();
         let note = signer.sign(&checkpoint.text());
         let time_us = now_us();
-        self.store
-            .insert_checkpoint(size, time_us, &signer.verifier().key_id_hex(), &note)
-            .await?;
+        let key_id = signer.verifier().key_id_hex();
+        match &self.writer {
+            Some(calls) => calls
+                .store_checkpoint(CheckpointWrite {
+                    size,
+                    time_us,
+                    key_id,
+                    note: note.clone(),
+                })
+                .await
+                .map_err(|e| EvidenceError::Damaged(format!("storing a checkpoint: {e}")))?,
+            None => {
+                self.store
+                    .insert_checkpoint(size, time_us, &key_id, &note)
+                    .await?
+            }
+        }
         let head = Arc::new(SignedHead {
             checkpoint,
             note,

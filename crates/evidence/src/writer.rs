@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use lgsp_store::{CallAppender, CallRecord, KeptBodies, Store, StoreError, TileWrite};
+use lgsp_store::{
+    CallAppender, CallRecord, CheckpointWrite, KeptBodies, Store, StoreError, TileWrite,
+};
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -37,6 +39,10 @@ enum Message {
         Option<KeptBodies>,
         Option<oneshot::Sender<Result<i64, CallLogError>>>,
     ),
+    /// A signed checkpoint to store, in the writer's next transaction.
+    Checkpoint(CheckpointWrite, oneshot::Sender<Result<(), CallLogError>>),
+    /// Answered once everything sent before it is on disk.
+    Flush(oneshot::Sender<()>),
     Close(oneshot::Sender<()>),
 }
 
@@ -102,7 +108,7 @@ impl CallLog {
                     tracing::error!("call log closed; a call record was lost");
                     return;
                 }
-                mpsc::error::TrySendError::Full(Message::Close(_)) => return,
+                mpsc::error::TrySendError::Full(_) => return,
             };
             let tx = self.tx.clone();
             tokio::spawn(async move {
@@ -114,6 +120,25 @@ impl CallLog {
                     tracing::error!("call log closed; a call record was lost");
                 }
             });
+        }
+    }
+
+    /// Stores a signed checkpoint. It goes through the writer, which holds the
+    /// database's write lock, so it never waits behind a stream of call records.
+    pub async fn store_checkpoint(&self, checkpoint: CheckpointWrite) -> Result<(), CallLogError> {
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .send(Message::Checkpoint(checkpoint, done))
+            .await
+            .map_err(|_| CallLogError::Closed)?;
+        wait.await.map_err(|_| CallLogError::Closed)?
+    }
+
+    /// Waits until every record sent before this call is on disk.
+    pub async fn flush(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Message::Flush(done)).await.is_ok() {
+            let _ = wait.await;
         }
     }
 
@@ -197,6 +222,9 @@ fn write_loop(
     let mut records = Vec::with_capacity(MAX_GROUP);
     let mut bodies = Vec::new();
     let mut waiters = Vec::with_capacity(MAX_GROUP);
+    let mut checkpoints = Vec::new();
+    let mut checkpoint_waiters = Vec::new();
+    let mut flushed = Vec::new();
     let mut closing = None;
 
     while let Some(first) = rx.blocking_recv() {
@@ -212,6 +240,11 @@ fn write_loop(
                     records.push(record);
                     waiters.push(waiter);
                 }
+                Message::Checkpoint(checkpoint, done) => {
+                    checkpoints.push(checkpoint);
+                    checkpoint_waiters.push(done);
+                }
+                Message::Flush(done) => flushed.push(done),
                 Message::Close(done) => {
                     closing = Some(done);
                     break;
@@ -222,7 +255,7 @@ fn write_loop(
             }
         }
 
-        if !records.is_empty() {
+        if !records.is_empty() || !checkpoints.is_empty() {
             // The tree grows on a copy, kept only if the group reaches the disk.
             let mut grown = edge.clone();
             let mut changed = Vec::new();
@@ -230,7 +263,7 @@ fn write_loop(
                 grown.push(leaf_hash(&leaf::encode(r)), &mut changed);
             }
             let tiles = tile_writes(&mut grown, &changed);
-            let outcome = append_with_retry(&mut appender, &records, &bodies, &tiles);
+            let outcome = append_with_retry(&mut appender, &records, &bodies, &tiles, &checkpoints);
             if outcome.is_ok() {
                 edge = grown;
                 size.send_replace(edge.size());
@@ -245,8 +278,15 @@ fn write_loop(
                     let _ = waiter.send(answer);
                 }
             }
+            for done in checkpoint_waiters.drain(..) {
+                let _ = done.send(outcome.map_err(|()| CallLogError::WriteFailed));
+            }
             records.clear();
             bodies.clear();
+            checkpoints.clear();
+        }
+        for done in flushed.drain(..) {
+            let _ = done.send(());
         }
 
         if let Some(done) = closing.take() {
@@ -265,10 +305,11 @@ fn append_with_retry(
     records: &[CallRecord],
     bodies: &[(i64, KeptBodies)],
     tiles: &[TileWrite],
+    checkpoints: &[CheckpointWrite],
 ) -> Result<(), ()> {
     let mut delay = Duration::from_millis(20);
     for attempt in 1..=3 {
-        match appender.append(records, bodies, tiles) {
+        match appender.append(records, bodies, tiles, checkpoints) {
             Ok(()) => return Ok(()),
             Err(e) => {
                 tracing::error!(error = ?e, attempt, records = records.len(), "writing call records failed");

@@ -85,7 +85,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             calls.tree_size(),
         )
         .await
-        .context("opening the evidence log")?,
+        .context("opening the evidence log")?
+        .writing_through(calls.clone()),
     );
     if evidence.head().is_none() {
         evidence
@@ -202,12 +203,13 @@ impl Running {
         for plane in self.planes {
             let _ = plane.await;
         }
-        self.calls.close().await;
-        let _ = self.call_writer.await;
         // The last checkpoint covers every record written.
+        self.calls.flush().await;
         let _ = self.checkpointer_stop.send(true);
         let _ = self.checkpointer.await;
         drop(self.evidence);
+        self.calls.close().await;
+        let _ = self.call_writer.await;
         for task in self.extra {
             task.abort();
         }

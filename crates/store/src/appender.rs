@@ -21,6 +21,15 @@ const PUT_BODY: &str =
 /// A tile of the evidence tree to store: level, index, concatenated hashes.
 pub type TileWrite = (u8, u64, Vec<u8>);
 
+/// A signed checkpoint to store: tree size, time (µs), key id, signed note.
+#[derive(Clone, Debug)]
+pub struct CheckpointWrite {
+    pub size: u64,
+    pub time_us: i64,
+    pub key_id: String,
+    pub note: String,
+}
+
 /// Bodies kept with a record: request, response, expiry (µs since the epoch).
 #[derive(Clone, Debug, Default)]
 pub struct KeptBodies {
@@ -65,6 +74,7 @@ impl CallAppender {
         records: &[CallRecord],
         bodies: &[(i64, KeptBodies)],
         tiles: &[TileWrite],
+        checkpoints: &[CheckpointWrite],
     ) -> Result<(), StoreError> {
         let tx = self
             .conn
@@ -93,6 +103,12 @@ impl CallAppender {
             let mut put = tx.prepare_cached(PUT_TILE)?;
             for (level, index, hashes) in tiles {
                 put.execute(params![level, *index as i64, hashes])?;
+            }
+            for c in checkpoints {
+                tx.execute(
+                    "INSERT INTO log_checkpoints (size, time_us, key_id, note) VALUES (?1, ?2, ?3, ?4)",
+                    params![c.size as i64, c.time_us, c.key_id, c.note],
+                )?;
             }
             if !bodies.is_empty() {
                 let mut put = tx.prepare_cached(PUT_BODY)?;
@@ -173,7 +189,7 @@ impl CallAppender {
 
     /// Writes tiles outside a call group (when the tree catches up at start).
     pub fn put_tiles(&mut self, tiles: &[TileWrite]) -> Result<(), StoreError> {
-        self.append(&[], &[], tiles)
+        self.append(&[], &[], tiles, &[])
     }
 }
 
@@ -247,7 +263,7 @@ mod tests {
             })
             .collect();
         appender
-            .append(&records, &[], &[(0, 0, vec![7; 5 * 32])])
+            .append(&records, &[], &[(0, 0, vec![7; 5 * 32])], &[])
             .unwrap();
         assert_eq!(appender.last_seq().unwrap(), 5);
         assert_eq!(appender.tree_size().unwrap(), 5);
