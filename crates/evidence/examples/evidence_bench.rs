@@ -123,7 +123,7 @@ async fn appends(o: &Options) -> serde_json::Value {
                 counter.fetch_add(1, Ordering::Relaxed);
                 n += 1;
                 // One client in 32 also times how long until a signed checkpoint covers its record.
-                if c % 32 == 0 && n % 16 == 0 {
+                if c % 32 == 0 && n.is_multiple_of(16) {
                     let committed = Instant::now();
                     let log = log.clone();
                     let lat_tx = lat_tx.clone();
