@@ -94,6 +94,7 @@ async fn appends(o: &Options) -> serde_json::Value {
             store.clone(),
             &dir.path().join("keys"),
             "bench.lgsp/log",
+            true,
             Duration::from_secs(1),
             calls.tree_size(),
         )
@@ -340,6 +341,7 @@ async fn proofs(o: &Options) -> serde_json::Value {
         store.clone(),
         &dir.path().join("keys"),
         "bench.lgsp/log",
+        true,
         Duration::from_secs(1),
         size_rx,
     )

@@ -44,6 +44,9 @@ pub struct Segment {
     pub records: u64,
     /// SHA-256 of the segment file, hex.
     pub sha256: String,
+    /// When the segment's checkpoint was signed (µs since the epoch).
+    #[serde(default)]
+    pub checkpoint_time_us: Option<i64>,
 }
 
 #[derive(Debug)]
@@ -71,10 +74,10 @@ pub fn export(reader: &LogReader, out: &Path, min_records: u64) -> Result<Export
     for row in reader.checkpoints().map_err(|e| e.to_string())? {
         let (text, _) =
             open(&row.note, &verifiers).map_err(|e| format!("checkpoint #{}: {e}", row.id))?;
-        checkpoints.push((Checkpoint::parse(text)?, row.note));
+        checkpoints.push((Checkpoint::parse(text)?, row.note, row.time_us));
     }
     let origin = match checkpoints.last() {
-        Some((cp, _)) => cp.origin.clone(),
+        Some((cp, _, _)) => cp.origin.clone(),
         None => return Err("the log has no signed checkpoint yet".into()),
     };
     let mut manifest = match fs::read(&manifest_path) {
@@ -111,12 +114,12 @@ pub fn export(reader: &LogReader, out: &Path, min_records: u64) -> Result<Export
         .last()
         .map_or(0, |s| s.first_index + s.records);
     // The ends of the new segments: checkpoints far enough apart.
-    let mut cuts: Vec<(u64, String)> = Vec::new();
-    checkpoints.sort_by_key(|(cp, _)| cp.size);
-    for (cp, note) in &checkpoints {
-        let last = cuts.last().map_or(end, |(size, _)| *size);
+    let mut cuts: Vec<(u64, String, i64)> = Vec::new();
+    checkpoints.sort_by_key(|(cp, _, _)| cp.size);
+    for (cp, note, time_us) in &checkpoints {
+        let last = cuts.last().map_or(end, |(size, _, _)| *size);
         if cp.size > last && cp.size - last >= min_records.max(1) {
-            cuts.push((cp.size, note.clone()));
+            cuts.push((cp.size, note.clone(), *time_us));
         }
     }
     let new_segments = cuts.len();
@@ -137,7 +140,7 @@ pub fn export(reader: &LogReader, out: &Path, min_records: u64) -> Result<Export
             if index < end {
                 return Ok(true);
             }
-            let Some((cut_size, note)) = cut.peek() else {
+            let Some((cut_size, note, time_us)) = cut.peek() else {
                 return Ok(false);
             };
             if index != end {
@@ -186,6 +189,7 @@ pub fn export(reader: &LogReader, out: &Path, min_records: u64) -> Result<Export
                     first_index: first,
                     records: end - first,
                     sha256,
+                    checkpoint_time_us: Some(*time_us),
                 });
                 cut.next();
             }
@@ -220,7 +224,8 @@ fn write_manifest(path: &Path, manifest: &Manifest) -> Result<(), String> {
 pub struct VerifiedArchive {
     pub manifest: Manifest,
     pub records: u64,
-    pub checkpoints: Vec<(u64, String, String)>,
+    /// Per segment: tree size, id of the key that signed, the signed note, when it was signed.
+    pub checkpoints: Vec<(u64, String, String, Option<i64>)>,
 }
 
 /// Checks an archive completely: file hashes, canonical leaves in order,
@@ -268,6 +273,9 @@ fn walk(
     let mut batch: Vec<CallRecord> = Vec::with_capacity(4096);
     let mut changed = Vec::new();
     for (n, segment) in manifest.segments.iter().enumerate() {
+        if segment.first_index.checked_add(segment.records).is_none() {
+            return Err(format!("segment {n}: its record count is out of range"));
+        }
         if segment.first_index != edge.size() {
             return Err(format!(
                 "segment {n} starts at index {}, the previous ended at {}",
@@ -344,7 +352,7 @@ fn walk(
                 edge.size().saturating_sub(1)
             ));
         }
-        checkpoints.push((cp.size, key.key_id_hex(), note));
+        checkpoints.push((cp.size, key.key_id_hex(), note, segment.checkpoint_time_us));
     }
     if !batch.is_empty() {
         each(&batch)?;
@@ -401,6 +409,7 @@ pub fn restore(
             .map_err(|e| e.to_string())
     })?;
     let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64 / 1000;
+    // Only the keys that signed a checkpoint of this archive are kept.
     let keys: Vec<(String, String, i64)> = verified
         .manifest
         .keys
@@ -410,11 +419,14 @@ pub fn restore(
                 .ok()
                 .map(|v| (v.key_id_hex(), k.clone(), now))
         })
+        .filter(|(id, _, _)| verified.checkpoints.iter().any(|c| c.1 == *id))
         .collect();
     let checkpoints: Vec<(u64, i64, String, String)> = verified
         .checkpoints
         .iter()
-        .map(|(size, key_id, note)| (*size, now, key_id.clone(), note.clone()))
+        .map(|(size, key_id, note, time)| {
+            (*size, time.unwrap_or(now), key_id.clone(), note.clone())
+        })
         .collect();
     appender
         .put_log_meta(&keys, &checkpoints)

@@ -16,6 +16,26 @@ pub struct AuditReport {
     pub root: Hash,
     pub checkpoints: usize,
     pub keys: usize,
+    /// Checkpoints held outside the store that were checked.
+    pub anchors: usize,
+    /// Whether the keys came from the caller rather than from the store.
+    pub keys_pinned: bool,
+    /// Records after the last checkpoint, too recent to have one yet.
+    pub unsigned_tail: u64,
+}
+
+/// What to trust beyond the store.
+#[derive(Debug, Clone, Default)]
+pub struct AuditOptions {
+    /// The published keys; when given, only checkpoints they signed count.
+    pub keys: Vec<NoteVerifier>,
+    /// Signed checkpoints kept outside the store (from a witness, a bundle, an
+    /// archive): the log must hold the tree each one signed.
+    pub anchors: Vec<String>,
+    /// Now, in µs since the epoch.
+    pub now_us: i64,
+    /// Records older than this without a checkpoint are a failure.
+    pub unsigned_grace_us: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,16 +65,30 @@ fn store_failure(e: StoreError) -> AuditFailure {
     fail(None, format!("the store cannot be read: {e}"))
 }
 
-pub fn audit(reader: &LogReader) -> Result<AuditReport, AuditFailure> {
-    let keys: Vec<NoteVerifier> = reader
-        .keys()
-        .map_err(store_failure)?
-        .iter()
-        .map(|k| {
-            NoteVerifier::parse(&k.vkey).map_err(|e| fail(None, format!("key {}: {e}", k.key_id)))
-        })
-        .collect::<Result<_, _>>()?;
+pub fn audit(reader: &LogReader, options: &AuditOptions) -> Result<AuditReport, AuditFailure> {
+    let keys_pinned = !options.keys.is_empty();
+    let keys: Vec<NoteVerifier> = if keys_pinned {
+        options.keys.clone()
+    } else {
+        reader
+            .keys()
+            .map_err(store_failure)?
+            .iter()
+            .map(|k| {
+                NoteVerifier::parse(&k.vkey)
+                    .map_err(|e| fail(None, format!("key {}: {e}", k.key_id)))
+            })
+            .collect::<Result<_, _>>()?
+    };
     let mut checkpoints: Vec<(i64, Checkpoint)> = Vec::new();
+    // Checkpoints from outside are numbered below zero.
+    for (n, note) in options.anchors.iter().enumerate() {
+        let (text, _) = open(note, &keys)
+            .map_err(|e| fail(None, format!("given checkpoint {}: {e}", n + 1)))?;
+        let cp = Checkpoint::parse(text)
+            .map_err(|e| fail(None, format!("given checkpoint {}: {e}", n + 1)))?;
+        checkpoints.push((-(n as i64) - 1, cp));
+    }
     for row in reader.checkpoints().map_err(store_failure)? {
         let (text, _) = open(&row.note, &keys).map_err(|e| {
             fail(
@@ -94,7 +128,8 @@ pub fn audit(reader: &LogReader) -> Result<AuditReport, AuditFailure> {
             return Err(fail(
                 index,
                 format!(
-                    "checkpoint #{id} signed a different tree of {size} records: a record between index {last_good} and {} was rewritten together with the tiles",
+                    "{} signed a different tree of {size} records: a record between index {last_good} and {} was rewritten together with the tiles",
+                    label(id),
                     size - 1
                 ),
             ));
@@ -105,6 +140,8 @@ pub fn audit(reader: &LogReader) -> Result<AuditReport, AuditFailure> {
         check_at(0, &EMPTY_ROOT, cp, *id, 0)?;
     }
 
+    let signed_size = checkpoints.iter().map(|(_, cp)| cp.size).max().unwrap_or(0);
+    let mut first_unsigned_time: Option<i64> = None;
     let stored_size = reader.tree_size().map_err(store_failure)?;
     let mut edge = Edge::default();
     let mut stored_leaves: Vec<Hash> = Vec::new();
@@ -131,6 +168,9 @@ pub fn audit(reader: &LogReader) -> Result<AuditReport, AuditFailure> {
                 let bytes = reader.tile(0, index / TILE_WIDTH)?.unwrap_or_default();
                 stored_leaves = split_hashes(&bytes).unwrap_or_default();
             }
+            if index == signed_size {
+                first_unsigned_time = Some(record.time_us);
+            }
             let hash = leaf_hash(&leaf::encode(&record));
             if stored_leaves.get((index % TILE_WIDTH) as usize) != Some(&hash) {
                 outcome = Err(fail(
@@ -147,12 +187,8 @@ pub fn audit(reader: &LogReader) -> Result<AuditReport, AuditFailure> {
             for (id, hashes) in edge.take_full() {
                 if id.level > 0 {
                     let stored = reader.tile(id.level, id.index)?.unwrap_or_default();
-                    if stored != crate::tiles::join_hashes(&hashes) {
-                        let first = id.index * TILE_WIDTH.pow(id.level as u32 + 1);
-                        outcome = Err(fail(
-                            Some(first),
-                            format!("tile {}/{} does not match the records below it", id.level, id.index),
-                        ));
+                    if let Some(e) = tile_mismatch(id, &stored, &hashes) {
+                        outcome = Err(e);
                         return Ok(false);
                     }
                 }
@@ -187,9 +223,22 @@ pub fn audit(reader: &LogReader) -> Result<AuditReport, AuditFailure> {
         return Err(fail(
             Some(records),
             format!(
-                "checkpoint #{id} signed {} records but only {records} remain: records from {} on were deleted",
+                "{} signed {} records but only {records} remain: records from {} on were deleted",
+                label(*id),
                 cp.size,
                 records + 1
+            ),
+        ));
+    }
+    if let Some(time_us) = first_unsigned_time
+        && time_us < options.now_us - options.unsigned_grace_us
+    {
+        return Err(fail(
+            Some(signed_size),
+            format!(
+                "records from {} on are not covered by any signed checkpoint, the first of them {} s old: checkpoints were deleted, or the platform stopped before signing (starting it signs them)",
+                signed_size + 1,
+                (options.now_us - time_us) / 1_000_000
             ),
         ));
     }
@@ -198,20 +247,40 @@ pub fn audit(reader: &LogReader) -> Result<AuditReport, AuditFailure> {
             .tile(id.level, id.index)
             .map_err(store_failure)?
             .unwrap_or_default();
-        if !stored.starts_with(&crate::tiles::join_hashes(hashes)) {
-            return Err(fail(
-                Some(id.index * TILE_WIDTH.pow(id.level as u32 + 1)),
-                format!(
-                    "tile {}/{} does not match the records below it",
-                    id.level, id.index
-                ),
-            ));
+        if let Some(e) = tile_mismatch(id, &stored, hashes) {
+            return Err(e);
         }
     }
     Ok(AuditReport {
         records,
         root: edge.root(),
-        checkpoints: checkpoints.len(),
+        checkpoints: checkpoints.len() - options.anchors.len(),
         keys: keys.len(),
+        anchors: options.anchors.len(),
+        keys_pinned,
+        unsigned_tail: records.saturating_sub(signed_size),
     })
+}
+
+fn label(id: i64) -> String {
+    if id < 0 {
+        format!("given checkpoint {}", -id)
+    } else {
+        format!("checkpoint #{id}")
+    }
+}
+
+/// Where a stored tile differs from the one the records build: the first
+/// differing hash, named by the first leaf below it.
+fn tile_mismatch(id: crate::tiles::TileId, stored: &[u8], built: &[Hash]) -> Option<AuditFailure> {
+    let stored = split_hashes(stored).unwrap_or_default();
+    let j = (0..built.len()).find(|&j| stored.get(j) != Some(&built[j]))?;
+    let first = (id.index * TILE_WIDTH + j as u64) << (8 * id.level as u32);
+    Some(fail(
+        Some(first),
+        format!(
+            "hash {j} of tile {}/{} does not match the records below it (leaves from index {first} on)",
+            id.level, id.index
+        ),
+    ))
 }

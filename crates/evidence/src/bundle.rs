@@ -100,6 +100,12 @@ impl Bundle {
         let (text, key) =
             open(&self.checkpoint, &keys).map_err(|e| format!("checkpoint signature: {e}"))?;
         let checkpoint = Checkpoint::parse(text)?;
+        if checkpoint.origin != key.name {
+            return Err(format!(
+                "the checkpoint is of log {:?} but signed by key {:?}",
+                checkpoint.origin, key.name
+            ));
+        }
         if checkpoint.size != self.tree_size {
             return Err(format!(
                 "the checkpoint is of {} leaves, the proof of {}",

@@ -80,13 +80,32 @@ impl std::fmt::Debug for EvidenceLog {
 
 impl EvidenceLog {
     /// Loads (or creates, mode 0600) the signing key in `keys_dir` and the latest checkpoint.
+    ///
+    /// A log keeps its name: once a checkpoint is signed, the stored origin
+    /// wins over `origin` unless `origin_set` (the operator named it), and
+    /// then a different name is refused.
     pub async fn open(
         store: Store,
         keys_dir: &Path,
         origin: &str,
+        origin_set: bool,
         interval: Duration,
         size: watch::Receiver<u64>,
     ) -> Result<EvidenceLog, EvidenceError> {
+        let stored = store
+            .latest_checkpoint()
+            .await?
+            .and_then(|row| row.note.lines().next().map(str::to_owned));
+        let origin = match stored {
+            Some(stored) if stored != origin && origin_set => {
+                return Err(EvidenceError::Key(format!(
+                    "log_origin is {origin:?} but this log is named {stored:?}; a log keeps its name (set log_origin = {stored:?})"
+                )));
+            }
+            Some(stored) => stored,
+            None => origin.to_owned(),
+        };
+        let origin = origin.as_str();
         let key_path = keys_dir.join(KEY_FILE);
         let pkcs8 = load_or_create_key(&key_path)?;
         let signer = NoteSigner::new(origin, &pkcs8).map_err(EvidenceError::Key)?;
@@ -332,8 +351,10 @@ impl EvidenceLog {
         index: u64,
         width: u64,
     ) -> Result<Option<Vec<u8>>, EvidenceError> {
-        let first = index * TILE_WIDTH;
-        if first + width > self.tree_size() {
+        let Some(first) = index.checked_mul(TILE_WIDTH) else {
+            return Ok(None);
+        };
+        if first.saturating_add(width) > self.tree_size() {
             return Ok(None);
         }
         let records = self
@@ -376,9 +397,10 @@ impl EvidenceLog {
             self.store
                 .activate_log_key(&verifier.key_id_hex(), &verifier.to_vkey(), now_us())
                 .await?;
+            // Known before it signs anything, so every head it signs can be opened.
+            self.reload_verifiers().await?;
             self.signer.store(Arc::new(signer));
         }
-        self.reload_verifiers().await?;
         self.checkpoint(true).await?;
         Ok(verifier)
     }

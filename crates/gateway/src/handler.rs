@@ -25,6 +25,7 @@ use crate::proxy::{Forward, downstream_headers, upstream_request, upstream_uri};
 const MAX_SERVICE_BODY: usize = 64 * 1024;
 /// Longest request path written to the call log.
 const MAX_LOGGED_PATH: usize = 2048;
+const MAX_LOGGED_METHOD: usize = 32;
 
 pub async fn gateway(
     State(plane): State<Arc<DataPlane>>,
@@ -47,8 +48,13 @@ pub async fn gateway(
         started,
         consumer: None,
         api: None,
-        method: req.method().as_str().to_owned(),
-        path: truncate(path, MAX_LOGGED_PATH),
+        // Extension methods may be long; the record keeps a bounded name.
+        method: truncate(req.method().as_str(), MAX_LOGGED_METHOD),
+        // The request target as sent: the path and its query.
+        path: truncate(
+            req.uri().path_and_query().map_or(path, |pq| pq.as_str()),
+            MAX_LOGGED_PATH,
+        ),
         status: 0,
         client_addr: peer.ip().to_string(),
         request: RequestSide::Unread,

@@ -145,6 +145,8 @@ pub struct Config {
     pub notice_retry_base_ms: u64,
     pub allow_loopback_callbacks: bool,
     pub log_origin: String,
+    /// Whether the operator named the log (else `log_origin` is derived).
+    pub log_origin_set: bool,
     pub log_checkpoint_interval_ms: u64,
     pub log_public_entries: bool,
     pub body_retention_secs: u64,
@@ -209,6 +211,7 @@ impl Config {
         if !(10..=3_600_000).contains(&notice_retry_base_ms) {
             bail!("notice_retry_base_ms must be 10 to 3600000, not {notice_retry_base_ms}");
         }
+        let log_origin_set = args.log_origin.is_some() || file.log_origin.is_some();
         let log_origin = match args.log_origin.clone().or(file.log_origin) {
             Some(origin) => origin,
             None => match &public_url {
@@ -245,6 +248,7 @@ impl Config {
         }
         Ok(Config {
             log_origin,
+            log_origin_set,
             log_checkpoint_interval_ms,
             log_public_entries: args.log_public_entries || file.log_public_entries.unwrap_or(false),
             body_retention_secs,

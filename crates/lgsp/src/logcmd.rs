@@ -43,6 +43,14 @@ pub enum LogCommand {
     Verify {
         #[command(flatten)]
         dir: DataDirArg,
+        /// A published key of the log (`NAME+KEYID+KEY`, from /log/keys); repeat
+        /// for past keys. Without it the keys recorded in the store are used.
+        #[arg(long)]
+        key: Vec<String>,
+        /// A signed checkpoint kept outside the platform (from a witness, a
+        /// bundle, an archive); the log must still hold the tree it signed. Repeatable.
+        #[arg(long)]
+        checkpoint: Vec<PathBuf>,
     },
     /// Write the log's closed segments, with their signed checkpoints, to a
     /// directory for archival; run again to add the segments closed since.
@@ -162,7 +170,11 @@ fn check_bundle(args: &VerifyArgs) -> Result<String, String> {
 
 pub fn run(command: LogCommand) -> ExitCode {
     let outcome = match command {
-        LogCommand::Verify { dir } => log_verify(&dir.data_dir),
+        LogCommand::Verify {
+            dir,
+            key,
+            checkpoint,
+        } => log_verify(&dir.data_dir, &key, &checkpoint),
         LogCommand::Export {
             dir,
             out,
@@ -215,16 +227,45 @@ fn open_reader(data_dir: &Path) -> Result<LogReader, String> {
     LogReader::open(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
 
-fn log_verify(data_dir: &Path) -> Result<String, String> {
+fn log_verify(data_dir: &Path, keys: &[String], anchors: &[PathBuf]) -> Result<String, String> {
+    let keys = keys
+        .iter()
+        .map(|k| NoteVerifier::parse(k).map_err(|e| format!("--key {k:?}: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let anchors = anchors
+        .iter()
+        .map(|p| {
+            std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let reader = open_reader(data_dir)?;
-    let report = audit::audit(&reader).map_err(|f| f.to_string())?;
+    let options = audit::AuditOptions {
+        keys,
+        anchors,
+        now_us: time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64 / 1000,
+        unsigned_grace_us: 60_000_000,
+    };
+    let report = audit::audit(&reader, &options).map_err(|f| f.to_string())?;
     use base64::Engine;
+    let trust = if report.keys_pinned {
+        "with the given key(s)"
+    } else {
+        "with the keys recorded in the store (pass --key with the published keys to pin them)"
+    };
     Ok(format!(
-        "ok: {} records, root {}, {} signed checkpoints checked, {} key(s)",
+        "ok: {} records, root {}, {} signed checkpoint(s) and {} given checkpoint(s) checked {trust}{}",
         report.records,
         base64::engine::general_purpose::STANDARD.encode(report.root),
         report.checkpoints,
-        report.keys
+        report.anchors,
+        if report.unsigned_tail > 0 {
+            format!(
+                "; the last {} records await their checkpoint",
+                report.unsigned_tail
+            )
+        } else {
+            String::new()
+        }
     ))
 }
 
@@ -260,7 +301,21 @@ fn log_restore(
     }
     std::fs::create_dir_all(data_dir)
         .map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
-    let db = data_dir.join("lgsp.db");
+    let target = data_dir.join("lgsp.db");
+    if target.exists() {
+        return Err(format!(
+            "{} already holds a platform store; restore into a new data directory",
+            data_dir.display()
+        ));
+    }
+    // Written aside and renamed at the end: a failed restore leaves no store behind.
+    let db = data_dir.join("lgsp.db.restoring");
+    let remove = |db: &Path| {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+        }
+    };
+    remove(&db);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -274,7 +329,24 @@ fn log_restore(
         })
         .map_err(|e| format!("cannot open {}: {e}", db.display()))?;
     let mut appender = CallAppender::open(&db).map_err(|e| e.to_string())?;
-    let verified = archive::restore(archive_dir, trusted.as_ref(), &mut appender)?;
+    let verified = match archive::restore(archive_dir, trusted.as_ref(), &mut appender) {
+        Ok(v) => v,
+        Err(e) => {
+            drop(appender);
+            remove(&db);
+            return Err(e);
+        }
+    };
+    // Closing the last connection folds the journal into the file.
+    drop(appender);
+    if Path::new(&format!("{}-wal", db.display())).exists() {
+        return Err(format!(
+            "{} was not closed cleanly; restore again",
+            db.display()
+        ));
+    }
+    std::fs::rename(&db, &target)
+        .map_err(|e| format!("cannot move the restored store into place: {e}"))?;
     Ok(format!(
         "ok: restored {} records in {} segment(s) into {}, each segment verified against its signed checkpoint",
         verified.records,

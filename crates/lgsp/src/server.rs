@@ -81,6 +81,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             store.clone(),
             &keys_dir,
             &config.log_origin,
+            config.log_origin_set,
             std::time::Duration::from_millis(config.log_checkpoint_interval_ms),
             calls.tree_size(),
         )

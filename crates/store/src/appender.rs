@@ -131,7 +131,11 @@ impl CallAppender {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
-        Ok(last.map_or(0, |(idx, bytes)| idx as u64 * 256 + bytes as u64 / 32))
+        Ok(last.map_or(0, |(idx, bytes)| {
+            (idx.max(0) as u64)
+                .saturating_mul(256)
+                .saturating_add(bytes.max(0) as u64 / 32)
+        }))
     }
 
     /// The highest `seq` in the call log.

@@ -196,12 +196,25 @@ impl Store {
         )
     }
 
-    /// Deletes bodies whose retention has passed; returns how many records lost theirs.
+    /// Deletes bodies whose retention has passed, a thousand at a time so the
+    /// call log's writer never waits long for the write lock; returns how many
+    /// records lost theirs.
     pub async fn expire_bodies(&self, now_us: i64) -> Result<u64, StoreError> {
-        Ok(sqlx::query("DELETE FROM call_bodies WHERE expires_us <= ?")
+        let mut total = 0;
+        loop {
+            let deleted = sqlx::query(
+                "DELETE FROM call_bodies WHERE seq IN \
+                 (SELECT seq FROM call_bodies WHERE expires_us <= ? ORDER BY expires_us LIMIT 1000)",
+            )
             .bind(now_us)
             .execute(&self.pool)
             .await?
-            .rows_affected())
+            .rows_affected();
+            total += deleted;
+            if deleted < 1000 {
+                return Ok(total);
+            }
+            tokio::task::yield_now().await;
+        }
     }
 }

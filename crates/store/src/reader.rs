@@ -73,7 +73,11 @@ impl LogReader {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
-        Ok(last.map_or(0, |(idx, bytes)| idx as u64 * 256 + bytes as u64 / 32))
+        Ok(last.map_or(0, |(idx, bytes)| {
+            (idx.max(0) as u64)
+                .saturating_mul(256)
+                .saturating_add(bytes.max(0) as u64 / 32)
+        }))
     }
 
     /// Every stored tile level above 0 with its tiles' indexes, for completeness checks.

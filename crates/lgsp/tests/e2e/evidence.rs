@@ -449,13 +449,75 @@ async fn log_verify_names_the_first_altered_deleted_inserted_or_moved_record() {
             .await
             .unwrap();
     }
+    // A hostile, very long method is recorded cut short, and every entry stays readable.
+    let long = reqwest::Method::from_bytes("X".repeat(70_000).as_bytes()).unwrap();
+    let resp = w
+        .platform
+        .http
+        .request(long, format!("{}/echo/1.0/x", w.platform.data))
+        .send()
+        .await
+        .unwrap();
+    let rid = request_id(&resp);
+    resp.bytes().await.unwrap();
+    let record = w.platform.record(&rid).await;
+    assert_eq!(record["method"].as_str().unwrap().len(), 32);
+    let (status, _) = w
+        .platform
+        .admin_get("/api/v1/log/tile/entries/001.p/45")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // A checkpoint held outside the platform, as a witness or a consumer would.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let held = w
+        .platform
+        .http
+        .get(format!("{}/log/checkpoint", w.platform.data))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let keys: Value = w
+        .platform
+        .http
+        .get(format!("{}/log/keys", w.platform.data))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = keys["current"].as_str().unwrap().to_owned();
     let World { platform, .. } = w;
     let tempdir = platform.stop_keeping_dir().await;
+    let held_file = tempdir.path().join("held.checkpoint");
+    std::fs::write(&held_file, &held).unwrap();
+    let held_file = held_file.to_str().unwrap().to_owned();
     let data = tempdir.path().to_path_buf();
     let dir = data.to_str().unwrap().to_owned();
     let (code, out) = lgsp(&["log", "verify", "--data-dir", &dir]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.starts_with("ok: 300 records"), "{out}");
+    assert!(out.starts_with("ok: 301 records"), "{out}");
+    let (code, out) = lgsp(&[
+        "log",
+        "verify",
+        "--data-dir",
+        &dir,
+        "--key",
+        &key,
+        "--checkpoint",
+        &held_file,
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("1 given checkpoint(s) checked with the given key(s)"),
+        "{out}"
+    );
+    let stranger = "vn.lgsp/log+00000000+AQ3x5O1Njnc87eipDq+2ZXP9PY16Twb5lw6kvZFi66gH";
+    let (code, _) = lgsp(&["log", "verify", "--data-dir", &dir, "--key", stranger]);
+    assert_eq!(code, 1, "a key that is not the log's");
 
     let cases = [
         (
@@ -463,11 +525,11 @@ async fn log_verify_names_the_first_altered_deleted_inserted_or_moved_record() {
             "first bad index 41",
         ),
         ("DELETE FROM calls WHERE seq = 100", "first bad index 99"),
-        ("DELETE FROM calls WHERE seq = 300", "first bad index 299"),
+        ("DELETE FROM calls WHERE seq = 301", "first bad index 300"),
         (
-            "INSERT INTO calls SELECT 301, 'forged', time_us, consumer, api, method, path, status, latency_us, \
+            "INSERT INTO calls SELECT 302, 'forged', time_us, consumer, api, method, path, status, latency_us, \
              request_bytes, response_bytes, request_sha256, response_sha256, client_addr, reason FROM calls WHERE seq = 5",
-            "first bad index 300",
+            "first bad index 301",
         ),
         (
             "UPDATE calls SET seq = -seq WHERE seq IN (7, 9); UPDATE calls SET seq = 9 WHERE seq = -7; \
@@ -495,6 +557,9 @@ async fn log_verify_names_the_first_altered_deleted_inserted_or_moved_record() {
     {
         let conn = rusqlite::Connection::open(copy.path().join("lgsp.db")).unwrap();
         conn.execute("UPDATE calls SET status = 201 WHERE seq = 150", [])
+            .unwrap();
+        // … and the checkpoints that would betray it are deleted.
+        conn.execute("DELETE FROM log_checkpoints WHERE size >= 150", [])
             .unwrap();
         let mut edge = lgsp_evidence::tiles::Edge::default();
         let mut stmt = conn.prepare("SELECT * FROM calls ORDER BY seq").unwrap();
@@ -544,9 +609,20 @@ async fn log_verify_names_the_first_altered_deleted_inserted_or_moved_record() {
             .unwrap();
         }
     }
-    let (code, out) = lgsp(&["log", "verify", "--data-dir", copy.path().to_str().unwrap()]);
+    let copied = copy.path().to_str().unwrap();
+    let (code, out) = lgsp(&[
+        "log",
+        "verify",
+        "--data-dir",
+        copied,
+        "--checkpoint",
+        &held_file,
+    ]);
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("signed a different tree"), "{out}");
+    assert!(
+        out.contains("given checkpoint 1 signed a different tree"),
+        "{out}"
+    );
 
     let (code, out) = lgsp(&["log", "verify", "--data-dir", "/nonexistent/dir"]);
     assert_eq!(code, 1);
