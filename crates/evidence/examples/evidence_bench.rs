@@ -227,7 +227,12 @@ async fn plain_appends(mut appender: CallAppender, o: &Options) -> (f64, u64, u6
                     next = rx.try_recv().ok();
                 }
             }
-            appender.append(&records, &[], &[], &[]).unwrap();
+            appender
+                .append(lgsp_store::Group {
+                    records: &records,
+                    ..lgsp_store::Group::default()
+                })
+                .unwrap();
             counted.fetch_add(1, Ordering::Relaxed);
             records.clear();
             for w in waiters.drain(..) {

@@ -390,8 +390,11 @@ pub fn restore(
     let mut edge = Edge::default();
     let verified = walk(dir, trusted, |records| {
         let mut changed = Vec::new();
+        let mut leaves = Vec::with_capacity(records.len());
         for r in records {
-            edge.push(leaf_hash(&leaf::encode(r)), &mut changed);
+            let hash = leaf_hash(&leaf::encode(r));
+            edge.push(hash, &mut changed);
+            leaves.push(hash);
         }
         let mut tiles: Vec<lgsp_store::TileWrite> = edge
             .take_full()
@@ -399,13 +402,18 @@ pub fn restore(
             .map(|(id, h)| (id.level, id.index, crate::tiles::join_hashes(&h)))
             .collect();
         changed.dedup();
-        for id in changed {
+        for id in changed.into_iter().filter(|id| id.level > 0) {
             if let Some(h) = edge.partial(id) {
                 tiles.push((id.level, id.index, crate::tiles::join_hashes(h)));
             }
         }
         appender
-            .append(records, &[], &tiles, &[])
+            .append(lgsp_store::Group {
+                records,
+                leaves: &leaves,
+                tiles: &tiles,
+                ..lgsp_store::Group::default()
+            })
             .map_err(|e| e.to_string())
     })?;
     let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64 / 1000;

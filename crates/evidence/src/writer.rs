@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use lgsp_store::{
-    CallAppender, CallRecord, CheckpointWrite, KeptBodies, Store, StoreError, TileWrite,
+    CallAppender, CallRecord, CheckpointWrite, Group, KeptBodies, Store, StoreError, TileWrite,
 };
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -178,17 +178,24 @@ fn catch_up(appender: &mut CallAppender) -> Result<Edge, StoreError> {
             break;
         }
         let mut changed = Vec::new();
+        let mut late = Vec::with_capacity(records.len());
         for r in &records {
             if r.seq != next {
                 return Err(StoreError::Appender(format!(
                     "call record {next} is missing; the tree cannot be extended past it (run `lgsp log verify`)"
                 )));
             }
-            edge.push(leaf_hash(&leaf::encode(r)), &mut changed);
+            let hash = leaf_hash(&leaf::encode(r));
+            edge.push(hash, &mut changed);
+            late.push((r.seq, hash));
             next += 1;
         }
         let tiles = tile_writes(&mut edge, &changed);
-        appender.put_tiles(&tiles)?;
+        appender.append(Group {
+            tiles: &tiles,
+            late_leaves: &late,
+            ..Group::default()
+        })?;
         tracing::info!(
             size = edge.size(),
             "call records integrated into the evidence tree"
@@ -197,14 +204,15 @@ fn catch_up(appender: &mut CallAppender) -> Result<Edge, StoreError> {
     Ok(edge)
 }
 
-/// The tiles to store after `changed` were touched: the ones completed and the edge's.
+/// The tiles to store after `changed` were touched: the ones completed, and
+/// the edge's above level 0 (level 0's edge is the records' own leaf hashes).
 fn tile_writes(edge: &mut Edge, changed: &[TileId]) -> Vec<TileWrite> {
     let mut out: Vec<TileWrite> = edge
         .take_full()
         .into_iter()
         .map(|(id, hashes)| (id.level, id.index, join_hashes(&hashes)))
         .collect();
-    for id in changed {
+    for id in changed.iter().filter(|id| id.level > 0) {
         if let Some(hashes) = edge.partial(*id) {
             out.push((id.level, id.index, join_hashes(hashes)));
         }
@@ -222,6 +230,7 @@ fn write_loop(
     let mut records = Vec::with_capacity(MAX_GROUP);
     let mut bodies = Vec::new();
     let mut waiters = Vec::with_capacity(MAX_GROUP);
+    let mut leaves = Vec::with_capacity(MAX_GROUP);
     let mut checkpoints = Vec::new();
     let mut checkpoint_waiters = Vec::new();
     let mut flushed = Vec::new();
@@ -259,11 +268,22 @@ fn write_loop(
             // The tree grows on a copy, kept only if the group reaches the disk.
             let mut grown = edge.clone();
             let mut changed = Vec::new();
+            leaves.clear();
             for r in &records {
-                grown.push(leaf_hash(&leaf::encode(r)), &mut changed);
+                let hash = leaf_hash(&leaf::encode(r));
+                grown.push(hash, &mut changed);
+                leaves.push(hash);
             }
             let tiles = tile_writes(&mut grown, &changed);
-            let outcome = append_with_retry(&mut appender, &records, &bodies, &tiles, &checkpoints);
+            let group = Group {
+                records: &records,
+                leaves: &leaves,
+                bodies: &bodies,
+                tiles: &tiles,
+                checkpoints: &checkpoints,
+                late_leaves: &[],
+            };
+            let outcome = append_with_retry(&mut appender, group);
             if outcome.is_ok() {
                 edge = grown;
                 size.send_replace(edge.size());
@@ -300,16 +320,11 @@ fn write_loop(
 }
 
 /// A busy or briefly failing disk gets three tries before the group is refused.
-fn append_with_retry(
-    appender: &mut CallAppender,
-    records: &[CallRecord],
-    bodies: &[(i64, KeptBodies)],
-    tiles: &[TileWrite],
-    checkpoints: &[CheckpointWrite],
-) -> Result<(), ()> {
+fn append_with_retry(appender: &mut CallAppender, group: Group<'_>) -> Result<(), ()> {
     let mut delay = Duration::from_millis(20);
+    let records = group.records;
     for attempt in 1..=3 {
-        match appender.append(records, bodies, tiles, checkpoints) {
+        match appender.append(group) {
             Ok(()) => return Ok(()),
             Err(e) => {
                 tracing::error!(error = ?e, attempt, records = records.len(), "writing call records failed");
@@ -321,4 +336,64 @@ fn append_with_retry(
         }
     }
     Err(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::{AuditOptions, audit};
+    use lgsp_store::LogReader;
+
+    fn record(seq: i64) -> CallRecord {
+        CallRecord {
+            seq,
+            request_id: format!("r{seq}"),
+            time_us: 1_796_000_000_000_000 + seq,
+            consumer: None,
+            api: Some("hotich/1.0".into()),
+            method: "GET".into(),
+            path: format!("/hotich/1.0/{seq}"),
+            status: 200,
+            latency_us: 5,
+            request_bytes: 0,
+            response_bytes: 0,
+            request_sha256: crate::EMPTY_SHA256.into(),
+            response_sha256: crate::EMPTY_SHA256.into(),
+            client_addr: "10.0.0.1".into(),
+            reason: None,
+        }
+    }
+
+    /// A call log written before the tree existed becomes the tree's first
+    /// leaves at the next start, and new records follow them.
+    #[tokio::test]
+    async fn records_older_than_the_tree_are_integrated_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("lgsp.db")).await.unwrap();
+        let old: Vec<CallRecord> = (1..=300).map(record).collect();
+        CallAppender::open(store.path())
+            .unwrap()
+            .append(Group {
+                records: &old,
+                ..Group::default()
+            })
+            .unwrap();
+
+        let (calls, writer) = CallLog::start(&store).unwrap();
+        assert_eq!(*calls.tree_size().borrow(), 300);
+        let seq = calls.commit(record(0)).await.unwrap();
+        assert_eq!(seq, 301);
+        calls.close().await;
+        writer.await.unwrap();
+
+        let reader = LogReader::open(store.path()).unwrap();
+        let options = AuditOptions {
+            now_us: 1_796_000_000_000_000,
+            unsigned_grace_us: i64::MAX / 2,
+            ..AuditOptions::default()
+        };
+        let report = audit(&reader, &options).unwrap();
+        assert_eq!(report.records, 301);
+        assert_eq!(reader.tree_size().unwrap(), 301);
+    }
 }

@@ -1,6 +1,6 @@
 -- The evidence tree over the call log, stored as tlog tiles: each row holds
 -- up to 256 consecutive 32-byte hashes of one level. Written in the same
--- transaction as the call records they cover.
+-- transaction as the call records they cover. Level 0 holds full tiles only.
 CREATE TABLE log_tiles (
     level   INTEGER NOT NULL,
     idx     INTEGER NOT NULL,
@@ -37,3 +37,8 @@ CREATE TABLE call_bodies (
 CREATE INDEX call_bodies_expiry ON call_bodies (expires_us);
 
 ALTER TABLE apis ADD COLUMN keep_bodies INTEGER NOT NULL DEFAULT 0;
+
+-- Each record's leaf hash, written with it. Full level-0 tiles are also
+-- stored in log_tiles; the last, incomplete one is read from here, so a
+-- group commit does not rewrite a tile.
+ALTER TABLE calls ADD COLUMN leaf_hash BLOB;

@@ -12,8 +12,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::{CallRecord, StoreError};
 
 const INSERT: &str = "INSERT INTO calls (seq, request_id, time_us, consumer, api, method, path, status, \
-     latency_us, request_bytes, response_bytes, request_sha256, response_sha256, client_addr, reason) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
+     latency_us, request_bytes, response_bytes, request_sha256, response_sha256, client_addr, reason, \
+     leaf_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)";
 const PUT_TILE: &str = "INSERT OR REPLACE INTO log_tiles (level, idx, hashes) VALUES (?1, ?2, ?3)";
 const PUT_BODY: &str =
     "INSERT INTO call_bodies (seq, request, response, expires_us) VALUES (?1, ?2, ?3, ?4)";
@@ -28,6 +28,21 @@ pub struct CheckpointWrite {
     pub time_us: i64,
     pub key_id: String,
     pub note: String,
+}
+
+/// What one transaction of the call log writes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Group<'a> {
+    /// Records with their `seq` assigned.
+    pub records: &'a [CallRecord],
+    /// The leaf hash of each record, in the same order (or none at all:
+    /// records outside any tree, as in a benchmark's baseline).
+    pub leaves: &'a [[u8; 32]],
+    pub bodies: &'a [(i64, KeptBodies)],
+    pub tiles: &'a [TileWrite],
+    pub checkpoints: &'a [CheckpointWrite],
+    /// Leaf hashes of records written before the tree existed: (seq, hash).
+    pub late_leaves: &'a [(i64, [u8; 32])],
 }
 
 /// Bodies kept with a record: request, response, expiry (µs since the epoch).
@@ -66,22 +81,32 @@ impl CallAppender {
         Ok(CallAppender { conn })
     }
 
-    /// Appends `records` (each with its `seq` already assigned) and the
-    /// evidence tiles that cover them, in one transaction: the tree never
-    /// lags or leads the records on disk.
-    pub fn append(
-        &mut self,
-        records: &[CallRecord],
-        bodies: &[(i64, KeptBodies)],
-        tiles: &[TileWrite],
-        checkpoints: &[CheckpointWrite],
-    ) -> Result<(), StoreError> {
+    /// Writes a group in one transaction: records with their leaf hashes,
+    /// the evidence tiles completed by them, kept bodies, checkpoints. The
+    /// tree never lags or leads the records on disk.
+    pub fn append(&mut self, group: Group<'_>) -> Result<(), StoreError> {
+        let Group {
+            records,
+            leaves,
+            bodies,
+            tiles,
+            checkpoints,
+            late_leaves,
+        } = group;
+        if !leaves.is_empty() && leaves.len() != records.len() {
+            return Err(StoreError::Appender(format!(
+                "{} records with {} leaf hashes",
+                records.len(),
+                leaves.len()
+            )));
+        }
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         {
             let mut insert = tx.prepare_cached(INSERT)?;
-            for r in records {
+            for (i, r) in records.iter().enumerate() {
+                let leaf = leaves.get(i).map(|l| &l[..]);
                 insert.execute(params![
                     r.seq,
                     r.request_id,
@@ -98,7 +123,14 @@ impl CallAppender {
                     r.response_sha256,
                     r.client_addr,
                     r.reason,
+                    leaf,
                 ])?;
+            }
+            for (seq, leaf) in late_leaves {
+                tx.execute(
+                    "UPDATE calls SET leaf_hash = ?1 WHERE seq = ?2",
+                    params![&leaf[..], seq],
+                )?;
             }
             let mut put = tx.prepare_cached(PUT_TILE)?;
             for (level, index, hashes) in tiles {
@@ -121,21 +153,10 @@ impl CallAppender {
         Ok(())
     }
 
-    /// Size of the evidence tree on disk: the leaves its level-0 tiles hold.
+    /// Size of the evidence tree on disk: the leaves of its full level-0
+    /// tiles and the leaf hashes written since.
     pub fn tree_size(&self) -> Result<u64, StoreError> {
-        let last: Option<(i64, i64)> = self
-            .conn
-            .query_row(
-                "SELECT idx, length(hashes) FROM log_tiles WHERE level = 0 ORDER BY idx DESC LIMIT 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        Ok(last.map_or(0, |(idx, bytes)| {
-            (idx.max(0) as u64)
-                .saturating_mul(256)
-                .saturating_add(bytes.max(0) as u64 / 32)
-        }))
+        tree_size(&self.conn)
     }
 
     /// The highest `seq` in the call log.
@@ -145,16 +166,9 @@ impl CallAppender {
             .query_row("SELECT COALESCE(MAX(seq), 0) FROM calls", [], |r| r.get(0))?)
     }
 
-    /// One stored tile's hashes, if present.
+    /// One tile's hashes, if present (level 0's last tile from the records' leaf hashes).
     pub fn tile(&self, level: u8, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT hashes FROM log_tiles WHERE level = ?1 AND idx = ?2",
-                params![level, index as i64],
-                |r| r.get(0),
-            )
-            .optional()?)
+        tile(&self.conn, level, index)
     }
 
     /// Records with `seq` in `[from, from + limit)`, in order (to catch the tree up).
@@ -191,10 +205,72 @@ impl CallAppender {
         Ok(())
     }
 
-    /// Writes tiles outside a call group (when the tree catches up at start).
+    /// Writes tiles outside a call group.
     pub fn put_tiles(&mut self, tiles: &[TileWrite]) -> Result<(), StoreError> {
-        self.append(&[], &[], tiles, &[])
+        self.append(Group {
+            tiles,
+            ..Group::default()
+        })
     }
+}
+
+const FULL_TILE_BYTES: i64 = 256 * 32;
+
+/// See `CallAppender::tree_size`; shared with `LogReader`.
+pub(crate) fn tree_size(conn: &Connection) -> Result<u64, StoreError> {
+    let full: Option<i64> = conn.query_row(
+        "SELECT MAX(idx) FROM log_tiles WHERE level = 0 AND length(hashes) = ?1",
+        params![FULL_TILE_BYTES],
+        |r| r.get(0),
+    )?;
+    let full = full.map_or(0, |idx| {
+        (idx.max(0) as u64).saturating_add(1).saturating_mul(256)
+    });
+    let last: Option<i64> = conn.query_row(
+        "SELECT MAX(seq) FROM calls WHERE seq > ?1 AND leaf_hash IS NOT NULL",
+        params![full as i64],
+        |r| r.get(0),
+    )?;
+    Ok(last.map_or(full, |seq| seq.max(0) as u64))
+}
+
+/// A stored tile; a level-0 tile not stored whole is gathered from the
+/// records' leaf hashes, as far as they run without a gap.
+pub(crate) fn tile(
+    conn: &Connection,
+    level: u8,
+    index: u64,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    let stored: Option<Vec<u8>> = conn
+        .prepare_cached("SELECT hashes FROM log_tiles WHERE level = ?1 AND idx = ?2")?
+        .query_row(params![level, index as i64], |r| r.get(0))
+        .optional()?;
+    if level != 0
+        || stored
+            .as_ref()
+            .is_some_and(|h| h.len() as i64 == FULL_TILE_BYTES)
+    {
+        return Ok(stored);
+    }
+    let Some(first) = index.checked_mul(256).and_then(|f| i64::try_from(f).ok()) else {
+        return Ok(None);
+    };
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, leaf_hash FROM calls WHERE seq > ?1 AND seq <= ?1 + 256 AND leaf_hash IS NOT NULL ORDER BY seq",
+    )?;
+    let mut rows = stmt.query(params![first])?;
+    let mut out = Vec::new();
+    let mut expected = first + 1;
+    while let Some(row) = rows.next()? {
+        let seq: i64 = row.get(0)?;
+        let hash: Vec<u8> = row.get(1)?;
+        if seq != expected || hash.len() != 32 {
+            break;
+        }
+        out.extend_from_slice(&hash);
+        expected += 1;
+    }
+    Ok((!out.is_empty()).then_some(out).or(stored))
 }
 
 pub(crate) fn row_to_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<CallRecord> {
@@ -266,11 +342,17 @@ mod tests {
                 ..record(i)
             })
             .collect();
+        let leaves: Vec<[u8; 32]> = (0..5).map(|i| [i as u8; 32]).collect();
         appender
-            .append(&records, &[], &[(0, 0, vec![7; 5 * 32])], &[])
+            .append(Group {
+                records: &records,
+                leaves: &leaves,
+                ..Group::default()
+            })
             .unwrap();
         assert_eq!(appender.last_seq().unwrap(), 5);
         assert_eq!(appender.tree_size().unwrap(), 5);
+        assert_eq!(appender.tile(0, 0).unwrap().unwrap(), leaves.concat());
         assert_eq!(appender.records_from(2, 2).unwrap(), records[1..3]);
         let third = store.call_by_request_id("r2").await.unwrap().unwrap();
         assert_eq!(third.seq, 3);

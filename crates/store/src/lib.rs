@@ -19,7 +19,7 @@ use std::time::Duration;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-pub use appender::{CallAppender, CheckpointWrite, KeptBodies, TileWrite};
+pub use appender::{CallAppender, CheckpointWrite, Group, KeptBodies, TileWrite};
 pub use calls::{CallFilter, CallPage};
 pub use codes::{CodeItemRow, CodeListRow, CodeMappingRow, CodeVersionRow, NewCodeVersion};
 pub use error::StoreError;

@@ -60,6 +60,36 @@ impl Store {
                 out.insert((level as u8, index as u64), hashes);
             }
         }
+        // Level 0's last, incomplete tile lives in the records' leaf hashes.
+        for &(level, index) in ids {
+            let whole = out
+                .get(&(level, index))
+                .is_some_and(|h| h.len() == 256 * 32);
+            if level != 0 || whole {
+                continue;
+            }
+            let Some(first) = index.checked_mul(256).and_then(|f| i64::try_from(f).ok()) else {
+                continue;
+            };
+            let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+                "SELECT seq, leaf_hash FROM calls WHERE seq > ? AND seq <= ? + 256 \
+                 AND leaf_hash IS NOT NULL ORDER BY seq",
+            )
+            .bind(first)
+            .bind(first)
+            .fetch_all(&self.pool)
+            .await?;
+            let mut hashes = Vec::new();
+            for (n, (seq, hash)) in rows.iter().enumerate() {
+                if *seq != first + 1 + n as i64 || hash.len() != 32 {
+                    break;
+                }
+                hashes.extend_from_slice(hash);
+            }
+            if !hashes.is_empty() {
+                out.insert((0, index), hashes);
+            }
+        }
         Ok(out)
     }
 

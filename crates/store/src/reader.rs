@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags, params};
 
 use crate::appender::row_to_record;
 use crate::{CallRecord, CheckpointRow, LogKeyRow, StoreError};
@@ -55,29 +55,14 @@ impl LogReader {
         Ok(())
     }
 
+    /// One tile's hashes (level 0's last tile from the records' leaf hashes).
     pub fn tile(&self, level: u8, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached("SELECT hashes FROM log_tiles WHERE level = ?1 AND idx = ?2")?
-            .query_row(params![level, index as i64], |r| r.get(0))
-            .optional()?)
+        crate::appender::tile(&self.conn, level, index)
     }
 
-    /// Leaves held by the level-0 tiles.
+    /// Leaves the tree holds on disk.
     pub fn tree_size(&self) -> Result<u64, StoreError> {
-        let last: Option<(i64, i64)> = self
-            .conn
-            .query_row(
-                "SELECT idx, length(hashes) FROM log_tiles WHERE level = 0 ORDER BY idx DESC LIMIT 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        Ok(last.map_or(0, |(idx, bytes)| {
-            (idx.max(0) as u64)
-                .saturating_mul(256)
-                .saturating_add(bytes.max(0) as u64 / 32)
-        }))
+        crate::appender::tree_size(&self.conn)
     }
 
     /// Every stored tile level above 0 with its tiles' indexes, for completeness checks.

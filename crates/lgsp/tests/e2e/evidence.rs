@@ -528,7 +528,7 @@ async fn log_verify_names_the_first_altered_deleted_inserted_or_moved_record() {
         ("DELETE FROM calls WHERE seq = 301", "first bad index 300"),
         (
             "INSERT INTO calls SELECT 302, 'forged', time_us, consumer, api, method, path, status, latency_us, \
-             request_bytes, response_bytes, request_sha256, response_sha256, client_addr, reason FROM calls WHERE seq = 5",
+             request_bytes, response_bytes, request_sha256, response_sha256, client_addr, reason, NULL FROM calls WHERE seq = 5",
             "first bad index 301",
         ),
         (
@@ -644,8 +644,23 @@ async fn rotated_keys_keep_old_evidence_valid_and_archives_restore_verified() {
     let (status, old_bundle) = bundle_as(p, Some(&w.token), &before_id).await;
     assert_eq!(status, StatusCode::OK, "{old_bundle}");
 
-    let (status, rotated) = p.admin_post("/api/v1/log/rotate-key", json!({})).await;
-    assert_eq!(status, StatusCode::OK, "{rotated}");
+    // The operator rotates the key from the command line.
+    let admin_cli = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_lgsp"))
+            .args(args)
+            .env("LGSP_ADMIN_URL", &p.admin)
+            .env("LGSP_DATA_DIR", p.dir.path())
+            .env_remove("LGSP_ADMIN_TOKEN")
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, out) = tokio::task::block_in_place(|| admin_cli(&["log", "rotate-key"]));
+    assert_eq!(code, 0, "{out}");
+    let rotated: Value = serde_json::from_str(&out).unwrap();
     let after = p
         .call(Method::GET, "/echo/1.0/sau", &w.token)
         .send()
@@ -668,6 +683,23 @@ async fn rotated_keys_keep_old_evidence_valid_and_archives_restore_verified() {
         let (code, out) = lgsp(&["verify", file.to_str().unwrap(), "--key", key]);
         assert_eq!(code, 0, "{out}");
     }
+    // The operator downloads any call's bundle from the command line.
+    let downloaded = dir.path().join("cli.json");
+    let (code, out) = tokio::task::block_in_place(|| {
+        admin_cli(&[
+            "log",
+            "bundle",
+            &before_id,
+            "--out",
+            downloaded.to_str().unwrap(),
+        ])
+    });
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = lgsp(&["verify", downloaded.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = tokio::task::block_in_place(|| admin_cli(&["log", "status"]));
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("\"current_key\""), "{out}");
     // The private key file is 0600.
     let mode = std::os::unix::fs::PermissionsExt::mode(
         &std::fs::metadata(p.dir.path().join("keys/log-ed25519.pk8"))
