@@ -17,6 +17,7 @@ use uuid::Uuid;
 /// | `not_found` | 404 |
 /// | `method_not_allowed` | 405 |
 /// | `conflict` | 409 (duplicate code, second subscription) |
+/// | `invalid_spec` | 422 (an API specification that does not parse or whose references do not resolve; `details` lists each problem) |
 /// | `invalid_import` | 422 (a code-list file with errors; `details` lists them by row and column) |
 /// | `payload_too_large` | 413 |
 /// | `unsupported_media_type` | 415 (body is not `application/json`) |
@@ -98,6 +99,15 @@ impl From<RegistryError> for ApiError {
             RegistryError::Invalid { .. } => ApiError::invalid(err.to_string()),
             RegistryError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
             RegistryError::NotFound(m) => ApiError::not_found(m),
+            RegistryError::InvalidSpec(problems) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_spec",
+                format!(
+                    "the specification was refused: {}",
+                    problems.first().map_or("", String::as_str)
+                ),
+            )
+            .with_details(serde_json::json!(problems)),
             RegistryError::Store(e) => ApiError::internal(&e),
         }
     }

@@ -23,6 +23,8 @@ pub struct AdminPlane {
     /// Code-list imports run one at a time.
     pub import_lock: tokio::sync::Mutex<()>,
     pub evidence: Arc<lgsp_evidence::EvidenceLog>,
+    /// Health and circuit breakers of the upstreams (shared with the gateway).
+    pub upstreams: Arc<lgsp_registry::upstreams::UpstreamPool>,
 }
 
 pub fn router(plane: Arc<AdminPlane>) -> Router {

@@ -6,7 +6,7 @@ mod secret;
 mod token;
 
 pub use keys::{Jwk, SigningKey, load_or_create_signing_key};
-pub use secret::{Secret, hash_secret, random_token, verify_secret};
+pub use secret::{Secret, hash_secret, random_token, sha256_hex, verify_secret};
 pub use token::{AccessToken, TokenError, TokenService, Verified};
 
 /// The token of an `Authorization: Bearer …` header value; the scheme is

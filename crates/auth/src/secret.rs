@@ -59,6 +59,15 @@ pub fn verify_secret(secret: &str, hash: &[u8]) -> bool {
     constant_time::verify_slices_are_equal(&hash_secret(secret), hash).is_ok()
 }
 
+/// SHA-256 of `bytes`, in lower-case hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    digest::digest(&digest::SHA256, bytes)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

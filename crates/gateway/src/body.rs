@@ -74,6 +74,15 @@ impl MeteredBody {
             limit,
         }
     }
+
+    /// No body (the gateway's own requests, such as health checks).
+    pub fn empty() -> MeteredBody {
+        MeteredBody::new(
+            axum::body::Body::empty(),
+            Arc::new(RequestMeter::default()),
+            0,
+        )
+    }
 }
 
 impl Body for MeteredBody {
@@ -120,6 +129,8 @@ pub enum RequestSide {
     Metered(Arc<RequestMeter>),
     /// Refused before the body was read.
     Unread,
+    /// Read whole by the gateway (to validate it) and refused: its SHA-256 and size.
+    Read(String, u64),
 }
 
 /// The fields of a call record known before the response body has passed.
@@ -150,7 +161,7 @@ impl PendingCall {
         let kept = self.keep_until_us.map(|expires_us| KeptBodies {
             request: match &self.request {
                 RequestSide::Metered(meter) => meter.take_kept(),
-                RequestSide::Unread => None,
+                RequestSide::Unread | RequestSide::Read(..) => None,
             },
             response,
             expires_us,
@@ -162,6 +173,7 @@ impl PendingCall {
         let (request_sha256, request_bytes) = match &self.request {
             RequestSide::Metered(meter) => meter.finish(),
             RequestSide::Unread => (EMPTY_SHA256.to_owned(), 0),
+            RequestSide::Read(hash, bytes) => (hash.clone(), *bytes),
         };
         CallRecord {
             seq: 0,

@@ -41,6 +41,17 @@ pub enum ErrorCode {
     NotFound,
     Forbidden,
     EvidencePending,
+    InvalidApiKey,
+    ApiNotPublished,
+    ApiRetired,
+    NetworkNotAllowed,
+    RateLimited,
+    QuotaExceeded,
+    InvalidJson,
+    SchemaViolation,
+    UpstreamUnavailable,
+    Conflict,
+    Internal,
 }
 
 impl ErrorCode {
@@ -57,6 +68,17 @@ impl ErrorCode {
             ErrorCode::NotFound => "not_found",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::EvidencePending => "evidence_pending",
+            ErrorCode::InvalidApiKey => "invalid_api_key",
+            ErrorCode::ApiNotPublished => "api_not_published",
+            ErrorCode::ApiRetired => "api_retired",
+            ErrorCode::NetworkNotAllowed => "network_not_allowed",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::QuotaExceeded => "quota_exceeded",
+            ErrorCode::InvalidJson => "invalid_json",
+            ErrorCode::SchemaViolation => "schema_violation",
+            ErrorCode::UpstreamUnavailable => "upstream_unavailable",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::Internal => "internal_error",
         }
     }
 
@@ -73,6 +95,15 @@ impl ErrorCode {
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::Forbidden => StatusCode::FORBIDDEN,
             ErrorCode::EvidencePending => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::InvalidApiKey => StatusCode::UNAUTHORIZED,
+            ErrorCode::ApiNotPublished => StatusCode::NOT_FOUND,
+            ErrorCode::ApiRetired => StatusCode::GONE,
+            ErrorCode::NetworkNotAllowed => StatusCode::FORBIDDEN,
+            ErrorCode::RateLimited | ErrorCode::QuotaExceeded => StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::InvalidJson | ErrorCode::SchemaViolation => StatusCode::BAD_REQUEST,
+            ErrorCode::UpstreamUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Conflict => StatusCode::CONFLICT,
+            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
@@ -83,6 +114,10 @@ pub struct Refusal {
     pub code: &'static str,
     pub status: StatusCode,
     pub message: String,
+    /// Itemised problems (each schema error), sent as `details`.
+    pub details: Option<serde_json::Value>,
+    /// Headers the answer carries (`Retry-After`, `RateLimit`, …).
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl Refusal {
@@ -91,7 +126,19 @@ impl Refusal {
             code: code.code(),
             status: code.status(),
             message,
+            details: None,
+            headers: Vec::new(),
         }
+    }
+
+    pub fn with_details(mut self, details: serde_json::Value) -> Refusal {
+        self.details = Some(details);
+        self
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: String) -> Refusal {
+        self.headers.push((name, value));
+        self
     }
 
     pub fn into_response(self, request_id: &str, soap: Option<SoapVersion>) -> Response<Body> {
@@ -103,7 +150,10 @@ impl Refusal {
     pub fn into_parts(self, request_id: &str, soap: Option<SoapVersion>) -> (Response<()>, Bytes) {
         let (content_type, body) = match soap {
             None => {
-                let body = json!({ "error": self.code, "message": self.message, "request_id": request_id });
+                let mut body = json!({ "error": self.code, "message": self.message, "request_id": request_id });
+                if let Some(details) = &self.details {
+                    body["details"] = details.clone();
+                }
                 ("application/json; charset=utf-8", body.to_string())
             }
             Some(version) => soap_fault(version, &self, request_id),
@@ -113,7 +163,12 @@ impl Refusal {
             .headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
         *response.status_mut() = self.status;
-        if self.status == StatusCode::UNAUTHORIZED {
+        for (name, value) in &self.headers {
+            if let Ok(v) = HeaderValue::from_str(value) {
+                response.headers_mut().append(*name, v);
+            }
+        }
+        if self.status == StatusCode::UNAUTHORIZED && self.code != "invalid_api_key" {
             let challenge = format!("Bearer error=\"{}\"", self.code);
             if let Ok(v) = HeaderValue::from_str(&challenge) {
                 response.headers_mut().insert(header::WWW_AUTHENTICATE, v);

@@ -11,21 +11,23 @@ use axum::http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use bytes::Bytes;
 use lgsp_codes::Reply;
 use lgsp_evidence::BodyDigest;
-use lgsp_registry::{Protocol, Route};
+use lgsp_registry::{ApiStatus, Protocol, Route, SystemState};
 use time::format_description::well_known::Rfc3339;
 use time::{OffsetDateTime, UtcOffset};
 use uuid::Uuid;
 
-use crate::DataPlane;
 use crate::body::{PendingCall, RecordedBody, RequestSide};
 use crate::error::{ErrorCode, Lang, Refusal, SoapVersion, message};
 use crate::proxy::{Forward, downstream_headers, upstream_request, upstream_uri};
+use crate::{DataPlane, limits};
 
 /// Largest body the platform's own services read.
 const MAX_SERVICE_BODY: usize = 64 * 1024;
 /// Longest request path written to the call log.
 const MAX_LOGGED_PATH: usize = 2048;
 const MAX_LOGGED_METHOD: usize = 32;
+/// At most this many schema errors are listed in a refusal.
+const MAX_SCHEMA_ERRORS: usize = 50;
 
 pub async fn gateway(
     State(plane): State<Arc<DataPlane>>,
@@ -100,102 +102,269 @@ pub async fn gateway(
     };
     let soap = (route.protocol == Protocol::Soap).then(|| SoapVersion::of(req.headers()));
 
-    // 2. Who is calling?
-    let bearer = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(lgsp_auth::bearer_token);
-    let Some(bearer) = bearer else {
+    // Only published and deprecated APIs take calls, until their retirement day.
+    let now_secs = call.time_us / 1_000_000;
+    if route.status == ApiStatus::Draft {
         let refusal = Refusal::new(
-            ErrorCode::InvalidToken,
+            ErrorCode::ApiNotPublished,
             message(
                 lang,
-                "Thiếu access token: gửi tiêu đề Authorization: Bearer <token> lấy từ POST /token",
-                "Missing access token: send Authorization: Bearer <token> obtained from POST /token",
+                &format!(
+                    "API {} chưa được công bố (đang ở trạng thái nháp)",
+                    route.name
+                ),
+                &format!("{} is not published yet (it is a draft)", route.name),
             ),
         );
-        return refuse(&plane, call, refusal, soap, "missing_token").await;
-    };
-    let verified = match plane.tokens.verify(bearer) {
-        Ok(v) => v,
-        Err(e) => {
-            let refusal = Refusal::new(
-                ErrorCode::InvalidToken,
-                message(
-                    lang,
-                    &format!("Access token không hợp lệ: {}", token_error_vi(&e)),
-                    &format!("Invalid access token: {e}"),
-                ),
-            );
-            return refuse(&plane, call, refusal, soap, "invalid_token").await;
-        }
-    };
-    let system = match snapshot.system(&verified.system_id) {
-        Some(s) if s.enabled && s.generation == verified.generation => s.clone(),
-        Some(s) => {
-            call.consumer = Some(s.id.to_string());
-            let (vi, en, reason) = if !s.enabled {
-                (
-                    "Hệ thống gọi đã bị vô hiệu hóa",
-                    "The calling system is disabled",
-                    "system_disabled",
-                )
-            } else {
-                (
-                    "Token được cấp trước khi thông tin xác thực của hệ thống thay đổi (đổi secret hoặc vô hiệu hóa); hãy lấy token mới",
-                    "The token predates a change of the system's credentials (secret rotated or system disabled); get a new token",
-                    "secret_rotated",
-                )
-            };
-            let refusal = Refusal::new(ErrorCode::InvalidToken, message(lang, vi, en));
+        return refuse(&plane, call, refusal, soap, "api_not_published").await;
+    }
+    if route.retired_at(now_secs) {
+        let refusal = Refusal::new(
+            ErrorCode::ApiRetired,
+            message(
+                lang,
+                &format!("API {} đã ngừng cung cấp", route.name),
+                &format!("{} has been retired", route.name),
+            ),
+        );
+        return refuse(&plane, call, refusal, soap, "api_retired").await;
+    }
+
+    // 2. Who is calling?
+    let system = match identify(&plane, &snapshot, req.headers(), lang) {
+        Ok(system) => system,
+        Err((refusal, reason, consumer)) => {
+            call.consumer = consumer;
             return refuse(&plane, call, refusal, soap, reason).await;
-        }
-        None => {
-            let refusal = Refusal::new(
-                ErrorCode::InvalidToken,
-                message(
-                    lang,
-                    "Token thuộc về một hệ thống không còn tồn tại",
-                    "The token belongs to a system that no longer exists",
-                ),
-            );
-            return refuse(&plane, call, refusal, soap, "unknown_system").await;
         }
     };
     call.consumer = Some(system.id.to_string());
 
-    // 3. May it call this API?
-    if !route.shared_by_default && !snapshot.is_subscribed(&system.id, &route.api_id) {
+    // 3. May it call this API, from there, now?
+    if !system.allows(peer.ip()) {
         let refusal = Refusal::new(
-            ErrorCode::NotSubscribed,
+            ErrorCode::NetworkNotAllowed,
             message(
                 lang,
-                &format!("Hệ thống chưa đăng ký sử dụng API {}", route.name),
-                &format!("The calling system has no subscription to {}", route.name),
+                &format!(
+                    "Hệ thống {} không được phép gọi từ địa chỉ {}",
+                    system.global_id,
+                    peer.ip()
+                ),
+                &format!(
+                    "System {} may not call from address {}",
+                    system.global_id,
+                    peer.ip()
+                ),
             ),
         );
-        return refuse(&plane, call, refusal, soap, "not_subscribed").await;
+        return refuse(&plane, call, refusal, soap, "network_not_allowed").await;
     }
+    let plan = match snapshot.subscription_plan(&system.id, &route.api_id) {
+        Some(plan) => plan.cloned().or_else(|| route.default_plan.clone()),
+        None if route.shared_by_default => route.default_plan.clone(),
+        None => {
+            let refusal = Refusal::new(
+                ErrorCode::NotSubscribed,
+                message(
+                    lang,
+                    &format!(
+                        "Hệ thống chưa đăng ký sử dụng API {}; gửi yêu cầu qua POST /subscription-requests",
+                        route.name
+                    ),
+                    &format!(
+                        "The calling system has no subscription to {}; ask for one with POST /subscription-requests",
+                        route.name
+                    ),
+                ),
+            );
+            return refuse(&plane, call, refusal, soap, "not_subscribed").await;
+        }
+    };
     drop(snapshot);
+    let mut extra_headers: Vec<(&'static str, String)> = Vec::new();
+    if let Some(plan) = &plan {
+        let verdict = plane.limits.check(plan, &system.id, &route.name);
+        if let Some((why, wait)) = verdict.refused {
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            let (code, reason, vi, en) = match why {
+                limits::Refusal::Rate => (
+                    ErrorCode::RateLimited,
+                    "rate_limited",
+                    format!(
+                        "Vượt quá tốc độ {} yêu cầu/giây của gói {}; thử lại sau {secs} giây",
+                        plan.rate, plan.id
+                    ),
+                    format!(
+                        "Over the rate of {} requests per second of plan {}; retry in {secs} s",
+                        plan.rate, plan.id
+                    ),
+                ),
+                limits::Refusal::Day => (
+                    ErrorCode::QuotaExceeded,
+                    "quota_day",
+                    format!(
+                        "Đã dùng hết hạn mức {} yêu cầu/ngày của gói {}; hạn mức mới từ 0 giờ (giờ Việt Nam)",
+                        plan.per_day.unwrap_or(0),
+                        plan.id
+                    ),
+                    format!(
+                        "The daily quota of {} calls of plan {} is used up; it renews at midnight, Vietnam time",
+                        plan.per_day.unwrap_or(0),
+                        plan.id
+                    ),
+                ),
+                limits::Refusal::Month => (
+                    ErrorCode::QuotaExceeded,
+                    "quota_month",
+                    format!(
+                        "Đã dùng hết hạn mức {} yêu cầu/tháng của gói {}; hạn mức mới từ ngày 1 tháng sau",
+                        plan.per_month.unwrap_or(0),
+                        plan.id
+                    ),
+                    format!(
+                        "The monthly quota of {} calls of plan {} is used up; it renews on the 1st of next month",
+                        plan.per_month.unwrap_or(0),
+                        plan.id
+                    ),
+                ),
+            };
+            let refusal = Refusal::new(code, message(lang, &vi, &en))
+                .with_header("retry-after", secs.max(1).to_string())
+                .with_header("ratelimit-policy", verdict.policy)
+                .with_header("ratelimit", verdict.state);
+            return refuse(&plane, call, refusal, soap, reason).await;
+        }
+        extra_headers.push(("ratelimit-policy", verdict.policy));
+        extra_headers.push(("ratelimit", verdict.state));
+    }
+    if route.status == ApiStatus::Deprecated {
+        if let Some(at) = route.deprecated_at {
+            extra_headers.push(("deprecation", format!("@{at}")));
+        }
+        if let Some(at) = route.retire_at
+            && let Ok(t) = OffsetDateTime::from_unix_timestamp(at)
+            && let Ok(date) = t.format(HTTP_DATE)
+        {
+            extra_headers.push(("sunset", date));
+        }
+    }
     tracing::debug!(request_id = %call.request_id, consumer = %system.global_id, api = %route.name, "call allowed");
 
     // 4. Serve it.
     let rest = rest.to_owned();
-    if route.protocol == Protocol::Builtin {
-        return builtin(&plane, call, &route, req, &rest).await;
+    let mut response = if route.protocol == Protocol::Builtin {
+        builtin(&plane, call, &route, req, &rest).await
+    } else {
+        forward(
+            &plane,
+            call,
+            &route,
+            req,
+            &rest,
+            &system.global_id,
+            soap,
+            lang,
+        )
+        .await
+    };
+    for (name, value) in extra_headers {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            response.headers_mut().insert(name, v);
+        }
     }
-    forward(
-        &plane,
-        call,
-        &route,
-        req,
-        &rest,
-        &system.global_id,
-        soap,
-        lang,
-    )
-    .await
+    response
+}
+
+/// The calling system, from its bearer token or its API key; or the
+/// refusal, its reason and the system it names, if any.
+#[allow(clippy::result_large_err)]
+pub(crate) fn identify(
+    plane: &DataPlane,
+    snapshot: &lgsp_registry::Snapshot,
+    headers: &http::HeaderMap,
+    lang: Lang,
+) -> Result<Arc<SystemState>, (Refusal, &'static str, Option<String>)> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(lgsp_auth::bearer_token);
+    let (system, generation) = match (bearer, headers.get("apikey")) {
+        (Some(bearer), _) => {
+            let verified = plane.tokens.verify(bearer).map_err(|e| {
+                let refusal = Refusal::new(
+                    ErrorCode::InvalidToken,
+                    message(
+                        lang,
+                        &format!("Access token không hợp lệ: {}", token_error_vi(&e)),
+                        &format!("Invalid access token: {e}"),
+                    ),
+                );
+                (refusal, "invalid_token", None)
+            })?;
+            let Some(system) = snapshot.system(&verified.system_id) else {
+                let refusal = Refusal::new(
+                    ErrorCode::InvalidToken,
+                    message(
+                        lang,
+                        "Token thuộc về một hệ thống không còn tồn tại",
+                        "The token belongs to a system that no longer exists",
+                    ),
+                );
+                return Err((refusal, "unknown_system", None));
+            };
+            (system.clone(), Some(verified.generation))
+        }
+        (None, Some(key)) => {
+            let hash = lgsp_auth::hash_secret(key.to_str().unwrap_or(""));
+            let Some(system) = snapshot.api_key(&hash) else {
+                let refusal = Refusal::new(
+                    ErrorCode::InvalidApiKey,
+                    message(
+                        lang,
+                        "API key không hợp lệ hoặc đã bị thu hồi",
+                        "The API key is not valid or has been revoked",
+                    ),
+                );
+                return Err((refusal, "invalid_api_key", None));
+            };
+            (system.clone(), None)
+        }
+        (None, None) => {
+            let refusal = Refusal::new(
+                ErrorCode::InvalidToken,
+                message(
+                    lang,
+                    "Thiếu thông tin xác thực: gửi tiêu đề Authorization: Bearer <token> lấy từ POST /token, hoặc tiêu đề apikey",
+                    "Missing credentials: send Authorization: Bearer <token> obtained from POST /token, or an apikey header",
+                ),
+            );
+            return Err((refusal, "missing_token", None));
+        }
+    };
+    if !system.enabled {
+        let refusal = Refusal::new(
+            ErrorCode::InvalidToken,
+            message(
+                lang,
+                "Hệ thống gọi đã bị vô hiệu hóa",
+                "The calling system is disabled",
+            ),
+        );
+        return Err((refusal, "system_disabled", Some(system.id.to_string())));
+    }
+    if generation.is_some_and(|g| g != system.generation) {
+        let refusal = Refusal::new(
+            ErrorCode::InvalidToken,
+            message(
+                lang,
+                "Token được cấp trước khi thông tin xác thực của hệ thống thay đổi (đổi secret hoặc vô hiệu hóa); hãy lấy token mới",
+                "The token predates a change of the system's credentials (secret rotated or system disabled); get a new token",
+            ),
+        );
+        return Err((refusal, "secret_rotated", Some(system.id.to_string())));
+    }
+    Ok(system)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -224,109 +393,279 @@ async fn forward(
         )
         .await;
     }
-    let Some(uri) = upstream_uri(&route.upstream, rest, req.uri().query()) else {
-        let refusal = Refusal::new(
-            ErrorCode::InvalidRequest,
-            message(lang, "Đường dẫn không hợp lệ", "Invalid path"),
-        );
-        return refuse(plane, call, refusal, soap, "bad_upstream_uri").await;
-    };
+    let (parts, body) = req.into_parts();
+    let idempotent = matches!(
+        parts.method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    );
+    let no_body =
+        declared.is_none_or(|n| n == 0) && !parts.headers.contains_key(header::TRANSFER_ENCODING);
+
+    // A body that must follow a data standard is read whole and checked first.
+    let mut body = Some(body);
+    let mut replay: Option<Bytes> = (idempotent && no_body).then(Bytes::new);
+    if let Some(rule) = route
+        .validations
+        .iter()
+        .find(|r| r.matches(&parts.method, rest))
+    {
+        let bytes =
+            match axum::body::to_bytes(body.take().unwrap_or_default(), plane.max_body as usize)
+                .await
+            {
+                Ok(b) => b,
+                Err(_) => {
+                    return refuse(
+                        plane,
+                        call,
+                        too_large(lang, plane.max_body),
+                        soap,
+                        "body_too_large",
+                    )
+                    .await;
+                }
+            };
+        let (hash, size) = BodyDigest::of(&bytes);
+        if let Some(refusal) = check_body(&bytes, rule, lang) {
+            call.request = RequestSide::Read(hash, size);
+            let reason = refusal.code;
+            return refuse(plane, call, refusal, soap, reason).await;
+        }
+        replay = idempotent.then(|| bytes.clone());
+        body = Some(Body::from(bytes));
+    }
 
     let request_id = call.request_id.clone();
-    let head_request = req.method() == Method::HEAD;
-    let (upstream_req, meter) = upstream_request(
-        req,
-        Forward {
-            uri,
-            request_id: &request_id,
-            consumer_id,
-            client_ip: &call.client_addr,
-            limit: plane.max_body,
-            keep: route.keep_bodies,
-        },
-    );
-    call.request = RequestSide::Metered(meter.clone());
-    if route.keep_bodies {
-        call.keep_until_us = Some(call.time_us + plane.body_retention.as_micros() as i64);
-    }
+    let head_request = parts.method == Method::HEAD;
+    // Idempotent calls whose body can be sent again are retried on another
+    // upstream (or the same one, if there is only one) after a failure.
+    let attempts = if replay.is_some() {
+        route.upstream_urls.len().clamp(2, 3)
+    } else {
+        1
+    };
+    let mut tried: Vec<String> = Vec::new();
+    let mut last_failure: Option<(&'static str, Refusal)> = None;
+    for attempt_no in 0..attempts {
+        let exclude: &[String] = if tried.len() >= route.upstream_urls.len() {
+            &[]
+        } else {
+            &tried
+        };
+        let Some(attempt) = plane
+            .upstreams
+            .pick(&route.api_id, &route.upstream_urls, exclude)
+        else {
+            break;
+        };
+        let index = route
+            .upstream_urls
+            .iter()
+            .position(|u| *u == attempt.upstream.url)
+            .unwrap_or(0);
+        tried.push(attempt.upstream.url.clone());
+        let Some(uri) = upstream_uri(&route.upstreams[index], rest, parts.uri.query()) else {
+            let refusal = Refusal::new(
+                ErrorCode::InvalidRequest,
+                message(lang, "Đường dẫn không hợp lệ", "Invalid path"),
+            );
+            return refuse(plane, call, refusal, soap, "bad_upstream_uri").await;
+        };
+        let this_body = match (body.take(), &replay) {
+            (Some(b), _) => b,
+            (None, Some(bytes)) => Body::from(bytes.clone()),
+            (None, None) => break,
+        };
+        let mut builder = Request::builder()
+            .method(parts.method.clone())
+            .uri(parts.uri.clone())
+            .version(parts.version);
+        if let Some(h) = builder.headers_mut() {
+            *h = parts.headers.clone();
+        }
+        let Ok(req) = builder.body(this_body) else {
+            break;
+        };
+        let (upstream_req, meter) = upstream_request(
+            req,
+            Forward {
+                uri,
+                request_id: &request_id,
+                consumer_id,
+                client_ip: &call.client_addr,
+                limit: plane.max_body,
+                keep: route.keep_bodies,
+            },
+        );
+        call.request = RequestSide::Metered(meter.clone());
+        if route.keep_bodies {
+            call.keep_until_us = Some(call.time_us + plane.body_retention.as_micros() as i64);
+        }
+        let more = attempt_no + 1 < attempts;
+        let outcome =
+            tokio::time::timeout(route.timeout, plane.upstream.request(upstream_req)).await;
+        let mut response = match outcome {
+            Ok(Ok(response)) => response,
+            Ok(Err(e)) if meter.exceeded() => {
+                attempt.succeeded();
+                tracing::debug!(error = ?e, "request body over the limit");
+                return refuse(
+                    plane,
+                    call,
+                    too_large(lang, plane.max_body),
+                    soap,
+                    "body_too_large",
+                )
+                .await;
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(request_id = %request_id, api = %route.name, upstream = %attempt.upstream.url, error = ?e, "upstream unreachable");
+                attempt.failed("unreachable");
+                let refusal = Refusal::new(
+                    ErrorCode::BadGateway,
+                    message(
+                        lang,
+                        &format!(
+                            "Không kết nối được hệ thống cung cấp API {} (mã yêu cầu {request_id})",
+                            route.name
+                        ),
+                        &format!(
+                            "The provider of {} could not be reached (request id {request_id})",
+                            route.name
+                        ),
+                    ),
+                );
+                last_failure = Some(("upstream_unreachable", refusal));
+                continue;
+            }
+            Err(_) => {
+                tracing::warn!(request_id = %request_id, api = %route.name, upstream = %attempt.upstream.url, timeout_ms = route.timeout.as_millis() as u64, "upstream timed out");
+                attempt.failed("timeout");
+                let refusal = Refusal::new(
+                    ErrorCode::GatewayTimeout,
+                    message(
+                        lang,
+                        &format!(
+                            "Hệ thống cung cấp API {} không trả lời trong {} ms (mã yêu cầu {request_id})",
+                            route.name,
+                            route.timeout.as_millis()
+                        ),
+                        &format!(
+                            "The provider of {} did not answer within {} ms (request id {request_id})",
+                            route.name,
+                            route.timeout.as_millis()
+                        ),
+                    ),
+                );
+                last_failure = Some(("upstream_timeout", refusal));
+                continue;
+            }
+        };
+        let status = response.status().as_u16();
+        if matches!(status, 502..=504) {
+            attempt.failed(&format!("status {status}"));
+            if more {
+                tracing::info!(request_id = %request_id, upstream = %tried.last().map_or("", |u| u.as_str()), status, "retrying on another upstream");
+                continue;
+            }
+        } else {
+            attempt.succeeded();
+        }
 
-    let outcome = tokio::time::timeout(route.timeout, plane.upstream.request(upstream_req)).await;
-    let mut response = match outcome {
-        Ok(Ok(response)) => response,
-        Ok(Err(e)) if meter.exceeded() => {
-            tracing::debug!(error = ?e, "request body over the limit");
-            return refuse(
-                plane,
+        call.status = status;
+        downstream_headers(&mut response, &request_id);
+        let (parts, body) = response.into_parts();
+
+        // Answers that carry no body are not streamed (the server never polls
+        // their body), so their record is made durable before the head goes out.
+        if head_request || matches!(call.status, 204 | 304) || (100..200).contains(&call.status) {
+            drop(body);
+            let (hash, bytes) = BodyDigest::of(b"");
+            let (record, kept) = call.finish_kept(hash, bytes, Some(Vec::new()));
+            if let Err(e) = plane.calls.commit_with(record, kept).await {
+                return log_unavailable(&request_id, e);
+            }
+            return Response::from_parts(parts, Body::empty());
+        }
+        return Response::from_parts(
+            parts,
+            Body::new(RecordedBody::new(
+                body,
                 call,
-                too_large(lang, plane.max_body),
-                soap,
-                "body_too_large",
-            )
-            .await;
-        }
-        Ok(Err(e)) => {
-            tracing::warn!(request_id = %request_id, api = %route.name, error = ?e, "upstream unreachable");
-            let refusal = Refusal::new(
-                ErrorCode::BadGateway,
+                plane.calls.clone(),
+                plane.max_body,
+            )),
+        );
+    }
+    if let Some((reason, refusal)) = last_failure {
+        return refuse(plane, call, refusal, soap, reason).await;
+    }
+    let refusal = Refusal::new(
+        ErrorCode::UpstreamUnavailable,
+        message(
+            lang,
+            &format!("Mọi hệ thống cung cấp API {} đang tạm ngừng (kiểm tra sức khỏe thất bại hoặc lỗi liên tiếp); thử lại sau", route.name),
+            &format!("Every upstream of {} is out of service (failed health checks or repeated failures); retry later", route.name),
+        ),
+    )
+    .with_header("retry-after", "30".to_owned());
+    refuse(plane, call, refusal, soap, "upstream_unavailable").await
+}
+
+/// A body that must follow a data standard: `None` if it does.
+fn check_body(bytes: &[u8], rule: &lgsp_registry::ValidationRule, lang: Lang) -> Option<Refusal> {
+    let value: serde_json::Value = match serde_json::from_slice(bytes) {
+        Ok(v) => v,
+        Err(e) => {
+            return Some(Refusal::new(
+                ErrorCode::InvalidJson,
                 message(
                     lang,
                     &format!(
-                        "Không kết nối được hệ thống cung cấp API {} (mã yêu cầu {request_id})",
-                        route.name
+                        "Nội dung yêu cầu phải là JSON theo chuẩn dữ liệu {}: {e}",
+                        rule.standard
                     ),
                     &format!(
-                        "The provider of {} could not be reached (request id {request_id})",
-                        route.name
+                        "The request body must be JSON following data standard {}: {e}",
+                        rule.standard
                     ),
                 ),
-            );
-            return refuse(plane, call, refusal, soap, "upstream_unreachable").await;
-        }
-        Err(_) => {
-            tracing::warn!(request_id = %request_id, api = %route.name, timeout_ms = route.timeout.as_millis() as u64, "upstream timed out");
-            let refusal = Refusal::new(
-                ErrorCode::GatewayTimeout,
-                message(
-                    lang,
-                    &format!(
-                        "Hệ thống cung cấp API {} không trả lời trong {} ms (mã yêu cầu {request_id})",
-                        route.name,
-                        route.timeout.as_millis()
-                    ),
-                    &format!(
-                        "The provider of {} did not answer within {} ms (request id {request_id})",
-                        route.name,
-                        route.timeout.as_millis()
-                    ),
-                ),
-            );
-            return refuse(plane, call, refusal, soap, "upstream_timeout").await;
+            ));
         }
     };
-
-    call.status = response.status().as_u16();
-    downstream_headers(&mut response, &request_id);
-    let (parts, body) = response.into_parts();
-
-    // Answers that carry no body are not streamed (the server never polls
-    // their body), so their record is made durable before the head goes out.
-    if head_request || matches!(call.status, 204 | 304) || (100..200).contains(&call.status) {
-        drop(body);
-        let (hash, bytes) = BodyDigest::of(b"");
-        let (record, kept) = call.finish_kept(hash, bytes, Some(Vec::new()));
-        if let Err(e) = plane.calls.commit_with(record, kept).await {
-            return log_unavailable(&request_id, e);
-        }
-        return Response::from_parts(parts, Body::empty());
+    let errors: Vec<serde_json::Value> = rule
+        .validator
+        .iter_errors(&value)
+        .take(MAX_SCHEMA_ERRORS)
+        .map(|e| {
+            serde_json::json!({
+                "instance_path": e.instance_path().to_string(),
+                "schema_path": e.schema_path().to_string(),
+                "message": e.to_string(),
+            })
+        })
+        .collect();
+    if errors.is_empty() {
+        return None;
     }
-    Response::from_parts(
-        parts,
-        Body::new(RecordedBody::new(
-            body,
-            call,
-            plane.calls.clone(),
-            plane.max_body,
-        )),
+    Some(
+        Refusal::new(
+            ErrorCode::SchemaViolation,
+            message(
+                lang,
+                &format!(
+                    "Nội dung yêu cầu không đúng chuẩn dữ liệu {} ({} lỗi)",
+                    rule.standard,
+                    errors.len()
+                ),
+                &format!(
+                    "The request body does not follow data standard {} ({} errors)",
+                    rule.standard,
+                    errors.len()
+                ),
+            ),
+        )
+        .with_details(serde_json::json!({ "standard": &*rule.standard, "errors": errors })),
     )
 }
 
@@ -433,6 +772,8 @@ async fn builtin(
                 code,
                 status,
                 message: text,
+                details: None,
+                headers: Vec::new(),
             };
             refuse(plane, call, refusal, None, code).await
         }

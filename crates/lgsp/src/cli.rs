@@ -55,6 +55,8 @@ pub enum Command {
     /// Shared code lists: list them, create one, import a new version.
     #[command(subcommand)]
     Codelist(CodelistCommand),
+    #[command(flatten)]
+    Manage(crate::managecli::ManageCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -195,12 +197,36 @@ pub enum ApiCommand {
         /// Keep request and response bodies of its calls for the retention period.
         #[arg(long)]
         keep_bodies: bool,
+        /// Publish at once (otherwise it is a draft that takes no calls).
+        #[arg(long)]
+        publish: bool,
+        #[arg(long, default_value = "")]
+        description: String,
+        /// A tag; repeat for several.
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+        #[arg(long, default_value = "")]
+        contact: String,
+        /// A further upstream, balanced with --upstream; repeat for several.
+        #[arg(long = "extra-upstream")]
+        extra_upstreams: Vec<String>,
+        /// Path of the active health check of every upstream, e.g. /health.
+        #[arg(long)]
+        health_path: Option<String>,
+        /// Plan of subscriptions that name none.
+        #[arg(long)]
+        default_plan: Option<String>,
+        /// Needs no subscription (e.g. a code list).
+        #[arg(long)]
+        shared_by_default: bool,
     },
     /// List APIs.
     List {
         #[command(flatten)]
         client: ClientArgs,
     },
+    #[command(flatten)]
+    Manage(crate::managecli::ApiManage),
 }
 
 #[derive(Debug, Subcommand)]
@@ -215,6 +241,18 @@ pub enum SubscriptionCommand {
         /// The API as {context}/{version}, e.g. hotich/1.0.
         #[arg(long)]
         api: String,
+        /// Plan whose limits apply [default: the API's default plan].
+        #[arg(long)]
+        plan: Option<String>,
+    },
+    /// Set or remove the plan of a subscription.
+    Plan {
+        #[command(flatten)]
+        client: ClientArgs,
+        id: String,
+        /// The plan's id; omit to remove the plan.
+        #[arg(long)]
+        plan: Option<String>,
     },
     /// List active subscriptions.
     List {
@@ -348,24 +386,47 @@ async fn execute(command: Command) -> anyhow::Result<Value> {
             protocol,
             timeout_ms,
             keep_bodies,
+            publish,
+            description,
+            tags,
+            contact,
+            extra_upstreams,
+            health_path,
+            default_plan,
+            shared_by_default,
         }) => {
             let body = json!({
                 "provider_system": provider, "name": name, "context": context, "version": version,
                 "upstream_url": upstream, "protocol": protocol, "timeout_ms": timeout_ms,
-                "keep_bodies": keep_bodies,
+                "keep_bodies": keep_bodies, "status": if publish { "published" } else { "draft" },
+                "description": description, "tags": tags, "contact": contact,
+                "extra_upstreams": extra_upstreams, "health_path": health_path,
+                "default_plan": default_plan, "shared_by_default": shared_by_default,
             });
             call(&client, Method::POST, "/api/v1/apis", Some(body)).await
         }
         Command::Api(ApiCommand::List { client }) => {
             call(&client, Method::GET, "/api/v1/apis", None).await
         }
+        Command::Api(ApiCommand::Manage(m)) => crate::managecli::api(m).await,
+        Command::Manage(m) => crate::managecli::manage(m).await,
         Command::Subscription(SubscriptionCommand::Add {
             client,
             consumer,
             api,
+            plan,
         }) => {
-            let body = json!({ "consumer_system": consumer, "api": api });
+            let body = json!({ "consumer_system": consumer, "api": api, "plan": plan });
             call(&client, Method::POST, "/api/v1/subscriptions", Some(body)).await
+        }
+        Command::Subscription(SubscriptionCommand::Plan { client, id, plan }) => {
+            call(
+                &client,
+                Method::PATCH,
+                &format!("/api/v1/subscriptions/{}", segment(&id)),
+                Some(json!({ "plan": plan })),
+            )
+            .await
         }
         Command::Subscription(SubscriptionCommand::List { client, all }) => {
             let path = if all {
@@ -516,7 +577,7 @@ pub(crate) async fn call(
     .await
 }
 
-async fn send(
+pub(crate) async fn send(
     client: &ClientArgs,
     method: Method,
     path: &str,

@@ -22,6 +22,8 @@
 //! | `log_checkpoint_interval_ms` | `--log-checkpoint-interval-ms` | `LGSP_LOG_CHECKPOINT_INTERVAL_MS` | `1000` (a signed checkpoint every interval while the log grows) |
 //! | `log_public_entries` | `--log-public-entries` | `LGSP_LOG_PUBLIC_ENTRIES` | `false` (entry bundles, which hold the records, only through the admin API) |
 //! | `body_retention_secs` | `--body-retention-secs` | `LGSP_BODY_RETENTION_SECS` | `2592000` (30 days: how long bodies of APIs that keep them are kept) |
+//! | `onboarding_due_days` | `--onboarding-due-days` | `LGSP_ONBOARDING_DUE_DAYS` | `2` (working days a provider has to answer a subscription request) |
+//! | `health_check_interval_ms` | `--health-check-interval-ms` | `LGSP_HEALTH_CHECK_INTERVAL_MS` | `5000` (how often upstreams with a `health_path` are checked) |
 //! | `notice_retry_base_ms` | `--notice-retry-base-ms` | `LGSP_NOTICE_RETRY_BASE_MS` | `5000` (first retry of a code-list notice; doubles up to 1 h) |
 
 use std::net::SocketAddr;
@@ -99,6 +101,12 @@ pub struct ServeArgs {
     /// How long the bodies of APIs that keep them are kept, in seconds [default: 2592000].
     #[arg(long, env = "LGSP_BODY_RETENTION_SECS")]
     pub body_retention_secs: Option<u64>,
+    /// Working days a provider has to answer a subscription request [default: 2].
+    #[arg(long, env = "LGSP_ONBOARDING_DUE_DAYS")]
+    pub onboarding_due_days: Option<u32>,
+    /// How often upstreams with a health path are checked, in ms [default: 5000].
+    #[arg(long, env = "LGSP_HEALTH_CHECK_INTERVAL_MS")]
+    pub health_check_interval_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -124,6 +132,8 @@ struct FileConfig {
     log_checkpoint_interval_ms: Option<u64>,
     log_public_entries: Option<bool>,
     body_retention_secs: Option<u64>,
+    onboarding_due_days: Option<u32>,
+    health_check_interval_ms: Option<u64>,
 }
 
 /// The settings in force, after file, environment and flags are merged.
@@ -150,6 +160,8 @@ pub struct Config {
     pub log_checkpoint_interval_ms: u64,
     pub log_public_entries: bool,
     pub body_retention_secs: u64,
+    pub onboarding_due_days: u32,
+    pub health_check_interval_ms: u64,
 }
 
 impl Config {
@@ -246,7 +258,25 @@ impl Config {
         if !(1..=100 * 365 * 86_400).contains(&body_retention_secs) {
             bail!("body_retention_secs must be 1 to 3153600000, not {body_retention_secs}");
         }
+        let onboarding_due_days = args
+            .onboarding_due_days
+            .or(file.onboarding_due_days)
+            .unwrap_or(2);
+        if !(1..=60).contains(&onboarding_due_days) {
+            bail!("onboarding_due_days must be 1 to 60, not {onboarding_due_days}");
+        }
+        let health_check_interval_ms = args
+            .health_check_interval_ms
+            .or(file.health_check_interval_ms)
+            .unwrap_or(5000);
+        if !(100..=3_600_000).contains(&health_check_interval_ms) {
+            bail!(
+                "health_check_interval_ms must be 100 to 3600000, not {health_check_interval_ms}"
+            );
+        }
         Ok(Config {
+            onboarding_due_days,
+            health_check_interval_ms,
             log_origin,
             log_origin_set,
             log_checkpoint_interval_ms,

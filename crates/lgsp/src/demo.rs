@@ -197,6 +197,19 @@ async fn load(registry: &Registry, config: &Config, upstream: SocketAddr) -> any
             .unwrap_or_default()
     };
 
+    for (day, name) in HOLIDAYS {
+        registry.put_holiday(day, name).await?;
+    }
+    registry
+        .add_plan(lgsp_registry::NewPlan {
+            id: "coban".to_owned(),
+            name: "Cơ bản".to_owned(),
+            rate: 20,
+            burst: Some(40),
+            per_day: Some(20_000),
+            per_month: Some(500_000),
+        })
+        .await?;
     let api = |provider: &str, name: &str, context: &str, path: &str, protocol: &str| NewApi {
         provider_system: provider.to_owned(),
         name: name.to_owned(),
@@ -207,6 +220,13 @@ async fn load(registry: &Registry, config: &Config, upstream: SocketAddr) -> any
         timeout_ms: Some(10_000),
         shared_by_default: false,
         keep_bodies: false,
+        status: Some("published".to_owned()),
+        description: format!("{name}: dữ liệu dùng chung của tỉnh, cung cấp qua LGSP"),
+        tags: vec![context.to_owned()],
+        contact: "lgsp@quangnam.gov.vn".to_owned(),
+        extra_upstreams: Vec::new(),
+        health_path: None,
+        default_plan: Some("coban".to_owned()),
     };
     registry
         .add_api(api(
@@ -236,11 +256,15 @@ async fn load(registry: &Registry, config: &Config, upstream: SocketAddr) -> any
         ))
         .await?;
 
-    registry.subscribe(&id("MOTCUA"), "hotich/1.0").await?;
-    registry.subscribe(&id("MOTCUA"), "dkkd/1.0").await?;
-    registry.subscribe(&id("CONGDVC"), "hotich/1.0").await?;
     registry
-        .subscribe(&id("CONGDVC"), "lylichtuphap/1.0")
+        .subscribe(&id("MOTCUA"), "hotich/1.0", None)
+        .await?;
+    registry.subscribe(&id("MOTCUA"), "dkkd/1.0", None).await?;
+    registry
+        .subscribe(&id("CONGDVC"), "hotich/1.0", None)
+        .await?;
+    registry
+        .subscribe(&id("CONGDVC"), "lylichtuphap/1.0", None)
         .await?;
 
     write_env(&env_path(&config.data_dir), &secrets)
@@ -410,3 +434,18 @@ fn between<'a>(text: &'a str, open: &str, close: &str) -> Option<&'a str> {
     let end = start + text[start..].find(close)?;
     Some(text[start..end].trim())
 }
+
+/// Public holidays with a fixed date (Labour Code, art. 112); the lunar ones
+/// (Tết, the Hùng Kings' day) change every year and are added by the operator.
+const HOLIDAYS: &[(&str, &str)] = &[
+    ("2026-01-01", "Tết Dương lịch"),
+    ("2026-04-30", "Ngày Chiến thắng"),
+    ("2026-05-01", "Ngày Quốc tế Lao động"),
+    ("2026-09-01", "Quốc khánh (nghỉ kèm)"),
+    ("2026-09-02", "Quốc khánh"),
+    ("2027-01-01", "Tết Dương lịch"),
+    ("2027-04-30", "Ngày Chiến thắng"),
+    ("2027-05-01", "Ngày Quốc tế Lao động"),
+    ("2027-09-02", "Quốc khánh"),
+    ("2027-09-03", "Quốc khánh (nghỉ kèm)"),
+];

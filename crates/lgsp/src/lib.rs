@@ -6,5 +6,6 @@ pub mod config;
 mod demo;
 mod listener;
 pub mod logcmd;
+pub mod managecli;
 mod platform;
 pub mod server;

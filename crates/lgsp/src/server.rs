@@ -47,6 +47,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .await
         .context("opening the store")?;
     let registry = Arc::new(Registry::load(store.clone(), &config.instance).await?);
+    registry.set_due_working_days(config.onboarding_due_days);
     platform::seed(&store, &registry, &config).await?;
 
     // 2. Credentials.
@@ -130,6 +131,20 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .clone()
         .unwrap_or_else(|| format!("{scheme}://{data_addr}"));
 
+    let limits = Arc::new(lgsp_gateway::limits::Limits::default());
+    limits
+        .seed(&store)
+        .await
+        .context("reading this month's calls back for the quotas")?;
+    let upstreams = Arc::new(lgsp_registry::upstreams::UpstreamPool::default());
+    let upstream_client = lgsp_gateway::upstream_client();
+    extra.push(lgsp_gateway::start_health_checks(
+        registry.clone(),
+        upstreams.clone(),
+        upstream_client.clone(),
+        limits.clone(),
+        std::time::Duration::from_millis(config.health_check_interval_ms),
+    ));
     let data_plane = Arc::new(DataPlane {
         registry: registry.clone(),
         tokens: Arc::new(TokenService::new(
@@ -142,7 +157,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         calls: calls.clone(),
         evidence: evidence.clone(),
         public_entries: config.log_public_entries,
-        upstream: lgsp_gateway::upstream_client(),
+        upstream: upstream_client,
+        limits,
+        upstreams: upstreams.clone(),
         max_body: config.max_body_bytes,
         body_retention: std::time::Duration::from_secs(config.body_retention_secs),
         allow_loopback_callbacks: config.allow_loopback_callbacks,
@@ -153,6 +170,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         admin_token_hash: hash_secret(admin_token.expose()),
         import_lock: tokio::sync::Mutex::new(()),
         evidence: evidence.clone(),
+        upstreams,
     });
 
     let (stop, stopped) = watch::channel(false);

@@ -11,6 +11,9 @@ pub enum RegistryError {
     },
     #[error("{0}")]
     Conflict(String),
+    /// An uploaded specification was refused; every problem found.
+    #[error("the specification was refused: {}", .0.join("; "))]
+    InvalidSpec(Vec<String>),
     #[error("{0}")]
     NotFound(String),
     #[error("storage failed")]

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use lgsp_auth::{Secret, hash_secret, random_token};
-use lgsp_store::{Api, Store, Subscription, System, Unit};
+use lgsp_store::{Api, Json, Store, Subscription, System, Unit};
 use serde::Deserialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -57,12 +57,34 @@ pub struct NewApi {
     /// Keep request and response bodies of this API's calls for the retention period.
     #[serde(default)]
     pub keep_bodies: bool,
+    /// `draft` (the default: not yet taking calls) or `published`.
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub contact: String,
+    /// Further upstream base URLs, balanced with `upstream_url`.
+    #[serde(default)]
+    pub extra_upstreams: Vec<String>,
+    /// Path every upstream answers for the active health check.
+    #[serde(default)]
+    pub health_path: Option<String>,
+    /// Plan of subscriptions that name none.
+    #[serde(default)]
+    pub default_plan: Option<String>,
 }
 
 pub struct Registry {
     store: Store,
     instance: String,
     snapshot: ArcSwap<Snapshot>,
+    /// Working days a provider has to answer a subscription request.
+    due_days: std::sync::atomic::AtomicU32,
+    /// Compiled data standards; a standard's version never changes.
+    validators: std::sync::Mutex<crate::snapshot::ValidatorCache>,
 }
 
 impl Registry {
@@ -71,6 +93,8 @@ impl Registry {
             store,
             instance: instance.to_owned(),
             snapshot: ArcSwap::from_pointee(Snapshot::default()),
+            due_days: std::sync::atomic::AtomicU32::new(2),
+            validators: std::sync::Mutex::default(),
         };
         registry.reload().await?;
         Ok(registry)
@@ -79,6 +103,16 @@ impl Registry {
     /// The current snapshot. Cheap: no lock, no copy.
     pub fn snapshot(&self) -> arc_swap::Guard<Arc<Snapshot>> {
         self.snapshot.load()
+    }
+
+    /// Sets how many working days a provider has to answer a request.
+    pub fn set_due_working_days(&self, days: u32) {
+        self.due_days
+            .store(days.clamp(1, 60), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn due_working_days(&self) -> u32 {
+        self.due_days.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn instance(&self) -> &str {
@@ -91,10 +125,24 @@ impl Registry {
 
     /// Rebuilds the snapshot from the store and publishes it.
     pub async fn reload(&self) -> Result<(), RegistryError> {
-        let systems = self.store.systems().await?;
-        let apis = self.store.apis().await?;
-        let subs = self.store.subscriptions(false).await?;
-        let snap = Snapshot::build(&self.instance, &systems, &apis, &subs);
+        let rows = crate::snapshot::Rows {
+            systems: self.store.systems().await?,
+            apis: self.store.apis().await?,
+            subs: self.store.subscriptions(false).await?,
+            plans: self.store.plans().await?,
+            networks: self.store.networks().await?,
+            keys: self.store.api_keys(None, false).await?,
+            validations: self.store.validations().await?,
+            standards: self.store.standards().await?,
+        };
+        let snap = {
+            let mut cache = self
+                .validators
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            Snapshot::build(&self.instance, &rows, &mut cache)
+        };
+        let systems = &rows.systems;
         tracing::debug!(
             routes = snap.route_count(),
             systems = systems.len(),
@@ -218,10 +266,30 @@ impl Registry {
             ));
         }
         let timeout_ms = new.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
-        if !(1..=MAX_TIMEOUT_MS).contains(&timeout_ms) {
+        check_timeout(timeout_ms)?;
+        let status = match new.status.as_deref() {
+            None | Some("draft") => "draft",
+            Some("published") => "published",
+            Some(other) => {
+                return Err(RegistryError::invalid(
+                    "status",
+                    format!("a new API is \"draft\" or \"published\", not {other:?}"),
+                ));
+            }
+        };
+        let description = validate::text("description", &new.description, 4000)?;
+        let contact = validate::text("contact", &new.contact, 255)?;
+        let tags = crate::manage::check_tags(&new.tags)?;
+        let extra = crate::manage::check_extra_upstreams(&new.extra_upstreams)?;
+        if let Some(p) = &new.health_path {
+            crate::manage::health_path(p)?;
+        }
+        if let Some(plan) = &new.default_plan
+            && self.store.plan(plan).await?.is_none()
+        {
             return Err(RegistryError::invalid(
-                "timeout_ms",
-                format!("must be 1 to {MAX_TIMEOUT_MS}"),
+                "default_plan",
+                format!("no plan has id {plan}"),
             ));
         }
         if self.store.system(&new.provider_system).await?.is_none() {
@@ -242,6 +310,17 @@ impl Registry {
             shared_by_default: new.shared_by_default,
             keep_bodies: new.keep_bodies,
             created_at: now_rfc3339(),
+            status: status.to_owned(),
+            description,
+            tags: Json(tags),
+            contact,
+            deprecated_at: None,
+            retire_on: None,
+            extra_upstreams: Json(extra),
+            health_path: new.health_path,
+            default_plan: new.default_plan,
+            updated_at: None,
+            owner_unit: None,
         })
         .await
     }
@@ -267,6 +346,17 @@ impl Registry {
             shared_by_default: true,
             keep_bodies: false,
             created_at: now_rfc3339(),
+            status: "published".to_owned(),
+            description: String::new(),
+            tags: Json(Vec::new()),
+            contact: String::new(),
+            deprecated_at: None,
+            retire_on: None,
+            extra_upstreams: Json(Vec::new()),
+            health_path: None,
+            default_plan: None,
+            updated_at: None,
+            owner_unit: None,
         })
         .await
     }
@@ -293,7 +383,16 @@ impl Registry {
         &self,
         consumer_system: &str,
         api: &str,
+        plan: Option<&str>,
     ) -> Result<Subscription, RegistryError> {
+        if let Some(p) = plan
+            && self.store.plan(p).await?.is_none()
+        {
+            return Err(RegistryError::invalid(
+                "plan",
+                format!("no plan has id {p}"),
+            ));
+        }
         let Some((context, version)) = api.split_once('/') else {
             return Err(RegistryError::invalid(
                 "api",
@@ -318,6 +417,7 @@ impl Registry {
                 &Uuid::now_v7().to_string(),
                 consumer_system,
                 &api_row.id,
+                plan,
                 &now_rfc3339(),
             )
             .await
@@ -335,6 +435,16 @@ impl Registry {
         self.store.revoke_subscription(id, &now_rfc3339()).await?;
         self.reload().await
     }
+}
+
+pub(crate) fn check_timeout(timeout_ms: i64) -> Result<(), RegistryError> {
+    if !(1..=MAX_TIMEOUT_MS).contains(&timeout_ms) {
+        return Err(RegistryError::invalid(
+            "timeout_ms",
+            format!("must be 1 to {MAX_TIMEOUT_MS}"),
+        ));
+    }
+    Ok(())
 }
 
 pub fn now_rfc3339() -> String {

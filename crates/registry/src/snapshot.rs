@@ -1,12 +1,109 @@
 //! The registry as the gateway sees it: immutable, in memory, rebuilt on change.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use lgsp_store::{Api, Subscription, System};
+use http::Method;
+use lgsp_store::{Api, ApiKey, DataStandard, Network, Plan, Subscription, System, Validation};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 use crate::MEMBER_CLASS;
+
+/// What a snapshot is built from.
+pub struct Rows {
+    pub systems: Vec<System>,
+    pub apis: Vec<Api>,
+    pub subs: Vec<Subscription>,
+    pub plans: Vec<Plan>,
+    pub networks: Vec<Network>,
+    pub keys: Vec<ApiKey>,
+    pub validations: Vec<Validation>,
+    pub standards: Vec<DataStandard>,
+}
+
+/// Compiled schemas by standard id and version.
+pub type ValidatorCache = HashMap<(String, String), Arc<jsonschema::Validator>>;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApiStatus {
+    Draft,
+    Published,
+    Deprecated,
+    Retired,
+}
+
+/// A plan as the gateway enforces it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct PlanLimits {
+    pub id: Arc<str>,
+    /// Changes whenever the plan does, so counters restart on a new rate.
+    pub revision: Arc<str>,
+    pub rate: u32,
+    pub burst: u32,
+    pub per_day: Option<u64>,
+    pub per_month: Option<u64>,
+}
+
+/// A request body that must validate before it reaches the provider.
+#[derive(Debug)]
+pub struct ValidationRule {
+    /// `None`: any method.
+    pub method: Option<Method>,
+    /// Path segments below the API; `None` matches any one segment.
+    pub segments: Vec<Option<Box<str>>>,
+    /// `{id}/{version}` of the data standard.
+    pub standard: Arc<str>,
+    pub validator: Arc<jsonschema::Validator>,
+}
+
+impl ValidationRule {
+    /// `rest` is the path below the API (`/khaisinh/12`).
+    pub fn matches(&self, method: &Method, rest: &str) -> bool {
+        if self.method.as_ref().is_some_and(|m| m != method) {
+            return false;
+        }
+        let rest = rest.strip_prefix('/').unwrap_or(rest);
+        let mut parts = rest.split('/');
+        for want in &self.segments {
+            match (parts.next(), want) {
+                (None, _) => return false,
+                (Some(""), None) => return false,
+                (Some(_), None) => {}
+                (Some(got), Some(lit)) => {
+                    let decoded = percent_encoding_decode(got);
+                    if decoded != **lit {
+                        return false;
+                    }
+                }
+            }
+        }
+        parts.next().is_none()
+    }
+}
+
+fn percent_encoding_decode(segment: &str) -> std::borrow::Cow<'_, str> {
+    if !segment.contains('%') {
+        return segment.into();
+    }
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = |b: u8| (b as char).to_digit(16);
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned().into()
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Protocol {
@@ -41,6 +138,27 @@ pub struct Route {
     pub shared_by_default: bool,
     pub keep_bodies: bool,
     pub provider_system: Box<str>,
+    pub status: ApiStatus,
+    /// Deprecation time (Unix seconds), for the `Deprecation` header.
+    pub deprecated_at: Option<i64>,
+    /// Retirement: Unix seconds of the start of `retire_on` in Vietnam.
+    pub retire_at: Option<i64>,
+    /// Every upstream base URL; the first is `upstream`.
+    pub upstreams: Vec<http::Uri>,
+    /// The same, as written (the keys of the upstream pool).
+    pub upstream_urls: Vec<String>,
+    pub health_path: Option<Box<str>>,
+    pub default_plan: Option<Arc<PlanLimits>>,
+    pub validations: Vec<ValidationRule>,
+}
+
+impl Route {
+    /// Whether the API takes calls at `now` (Unix seconds): published, or
+    /// deprecated and not yet past its retirement day.
+    pub fn retired_at(&self, now: i64) -> bool {
+        self.status == ApiStatus::Retired
+            || self.status == ApiStatus::Deprecated && self.retire_at.is_some_and(|t| now >= t)
+    }
 }
 
 /// What the data plane needs to know of a system.
@@ -53,26 +171,48 @@ pub struct SystemState {
     pub secret_hash: Vec<u8>,
     pub generation: i64,
     pub enabled: bool,
+    /// Networks the system may call from; empty: any.
+    pub networks: Vec<ipnet::IpNet>,
 }
+
+impl SystemState {
+    pub fn allows(&self, addr: std::net::IpAddr) -> bool {
+        let addr = match addr {
+            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, std::net::IpAddr::V4),
+            v4 => v4,
+        };
+        self.networks.is_empty() || self.networks.iter().any(|n| n.contains(&addr))
+    }
+}
+
+/// API id -> the subscription's plan, if it has one.
+type Subscribed = HashMap<Box<str>, Option<Arc<PlanLimits>>>;
 
 #[derive(Debug, Default)]
 pub struct Snapshot {
     routes: HashMap<Box<str>, HashMap<Box<str>, Arc<Route>>>,
     systems: HashMap<Arc<str>, Arc<SystemState>>,
     clients: HashMap<Box<str>, Arc<SystemState>>,
-    subscriptions: HashMap<Arc<str>, HashSet<Box<str>>>,
+    /// Consumer -> API id -> the subscription's plan, if it has one.
+    subscriptions: HashMap<Arc<str>, Subscribed>,
+    /// SHA-256 of an API key -> its system.
+    api_keys: HashMap<Vec<u8>, Arc<SystemState>>,
 }
 
 impl Snapshot {
-    pub fn build(
-        instance: &str,
-        systems: &[System],
-        apis: &[Api],
-        subs: &[Subscription],
-    ) -> Snapshot {
+    pub fn build(instance: &str, rows: &Rows, cache: &mut ValidatorCache) -> Snapshot {
         let mut snap = Snapshot::default();
 
-        for s in systems {
+        let mut networks: HashMap<&str, Vec<ipnet::IpNet>> = HashMap::new();
+        for n in &rows.networks {
+            match n.cidr.parse() {
+                Ok(net) => networks.entry(n.system_id.as_str()).or_default().push(net),
+                Err(_) => {
+                    tracing::warn!(system = %n.system_id, cidr = %n.cidr, "stored network does not parse; skipped")
+                }
+            }
+        }
+        for s in &rows.systems {
             let state = Arc::new(SystemState {
                 id: s.id.as_str().into(),
                 global_id: format!("{instance}:{MEMBER_CLASS}:{}:{}", s.unit_code, s.code).into(),
@@ -80,20 +220,109 @@ impl Snapshot {
                 secret_hash: s.secret_hash.clone(),
                 generation: s.secret_generation,
                 enabled: s.enabled,
+                networks: networks.remove(s.id.as_str()).unwrap_or_default(),
             });
             snap.clients
                 .insert(s.client_id.as_str().into(), state.clone());
             snap.systems.insert(state.id.clone(), state);
         }
+        for k in &rows.keys {
+            if let Some(system) = snap.systems.get(k.system_id.as_str()) {
+                snap.api_keys.insert(k.key_hash.clone(), system.clone());
+            }
+        }
 
-        for a in apis {
+        let plans: HashMap<&str, Arc<PlanLimits>> = rows
+            .plans
+            .iter()
+            .map(|p| {
+                let limits = PlanLimits {
+                    id: p.id.as_str().into(),
+                    revision: format!("{}@{}", p.id, p.updated_at).into(),
+                    rate: u32::try_from(p.rate).unwrap_or(u32::MAX).max(1),
+                    burst: u32::try_from(p.burst).unwrap_or(u32::MAX).max(1),
+                    per_day: p.per_day.map(|v| v.max(0) as u64),
+                    per_month: p.per_month.map(|v| v.max(0) as u64),
+                };
+                (p.id.as_str(), Arc::new(limits))
+            })
+            .collect();
+
+        for (key, _) in cache.clone() {
+            if !rows
+                .standards
+                .iter()
+                .any(|s| s.id == key.0 && s.version == key.1)
+            {
+                cache.remove(&key);
+            }
+        }
+        let mut compiled = |id: &str, version: &str| -> Option<Arc<jsonschema::Validator>> {
+            let key = (id.to_owned(), version.to_owned());
+            if let Some(v) = cache.get(&key) {
+                return Some(v.clone());
+            }
+            let standard = rows
+                .standards
+                .iter()
+                .find(|s| s.id == id && s.version == version)?;
+            match jsonschema::validator_for(&standard.schema.0) {
+                Ok(v) => {
+                    let v = Arc::new(v);
+                    cache.insert(key, v.clone());
+                    Some(v)
+                }
+                Err(e) => {
+                    tracing::warn!(standard = %id, version, error = %e, "stored data standard does not compile");
+                    None
+                }
+            }
+        };
+
+        for a in &rows.apis {
             // Rows were validated on the way in; one that no longer parses is skipped, not fatal.
-            let (Ok(upstream), Some(protocol)) =
-                (a.upstream_url.parse(), Protocol::parse(&a.protocol))
-            else {
+            let (Ok(upstream), Some(protocol)) = (
+                a.upstream_url.parse::<http::Uri>(),
+                Protocol::parse(&a.protocol),
+            ) else {
                 tracing::warn!(api.id = %a.id, "stored API has an unusable upstream or protocol; not routed");
                 continue;
             };
+            let mut upstreams = vec![upstream.clone()];
+            let mut upstream_urls = vec![a.upstream_url.clone()];
+            for u in &a.extra_upstreams.0 {
+                if let Ok(uri) = u.parse() {
+                    upstreams.push(uri);
+                    upstream_urls.push(u.clone());
+                }
+            }
+            let status = match a.status.as_str() {
+                "draft" => ApiStatus::Draft,
+                "deprecated" => ApiStatus::Deprecated,
+                "retired" => ApiStatus::Retired,
+                _ => ApiStatus::Published,
+            };
+            let validations = rows
+                .validations
+                .iter()
+                .filter(|v| v.api_id == a.id)
+                .filter_map(|v| {
+                    let validator = compiled(&v.standard_id, &v.standard_version)?;
+                    Some(ValidationRule {
+                        method: (v.method != "*").then(|| v.method.parse().ok()).flatten(),
+                        segments: v
+                            .path
+                            .trim_start_matches('/')
+                            .split('/')
+                            .map(|seg| {
+                                (!(seg.starts_with('{') && seg.ends_with('}'))).then(|| seg.into())
+                            })
+                            .collect(),
+                        standard: format!("{}/{}", v.standard_id, v.standard_version).into(),
+                        validator,
+                    })
+                })
+                .collect();
             let route = Arc::new(Route {
                 api_id: a.id.as_str().into(),
                 name: format!("{}/{}", a.context, a.version).into(),
@@ -105,6 +334,21 @@ impl Snapshot {
                 shared_by_default: a.shared_by_default,
                 keep_bodies: a.keep_bodies,
                 provider_system: a.provider_system.as_str().into(),
+                status,
+                deprecated_at: a
+                    .deprecated_at
+                    .as_deref()
+                    .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
+                    .map(OffsetDateTime::unix_timestamp),
+                retire_at: a.retire_on.as_deref().and_then(retire_instant),
+                upstreams,
+                upstream_urls,
+                health_path: a.health_path.as_deref().map(Into::into),
+                default_plan: a
+                    .default_plan
+                    .as_deref()
+                    .and_then(|p| plans.get(p).cloned()),
+                validations,
             });
             snap.routes
                 .entry(a.context.as_str().into())
@@ -112,11 +356,14 @@ impl Snapshot {
                 .insert(a.version.as_str().into(), route);
         }
 
-        for sub in subs.iter().filter(|s| s.revoked_at.is_none()) {
+        for sub in rows.subs.iter().filter(|s| s.revoked_at.is_none()) {
             snap.subscriptions
                 .entry(sub.consumer_system.as_str().into())
                 .or_default()
-                .insert(sub.api_id.as_str().into());
+                .insert(
+                    sub.api_id.as_str().into(),
+                    sub.plan_id.as_deref().and_then(|p| plans.get(p).cloned()),
+                );
         }
         snap
     }
@@ -136,10 +383,43 @@ impl Snapshot {
     pub fn is_subscribed(&self, system_id: &str, api_id: &str) -> bool {
         self.subscriptions
             .get(system_id)
-            .is_some_and(|apis| apis.contains(api_id))
+            .is_some_and(|apis| apis.contains_key(api_id))
+    }
+
+    /// The plan of a system's subscription to an API: `None` if it has no
+    /// subscription, `Some(None)` if the subscription names no plan.
+    pub fn subscription_plan(
+        &self,
+        system_id: &str,
+        api_id: &str,
+    ) -> Option<Option<&Arc<PlanLimits>>> {
+        self.subscriptions
+            .get(system_id)?
+            .get(api_id)
+            .map(Option::as_ref)
+    }
+
+    /// The system whose active API key hashes to `hash`.
+    pub fn api_key(&self, hash: &[u8]) -> Option<&Arc<SystemState>> {
+        self.api_keys.get(hash)
+    }
+
+    pub fn routes(&self) -> impl Iterator<Item = &Arc<Route>> {
+        self.routes.values().flat_map(HashMap::values)
     }
 
     pub fn route_count(&self) -> usize {
         self.routes.values().map(HashMap::len).sum()
     }
+}
+
+/// Start of a `YYYY-MM-DD` day in Vietnam, in Unix seconds.
+fn retire_instant(day: &str) -> Option<i64> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let date = time::Date::parse(day, format).ok()?;
+    Some(
+        date.midnight()
+            .assume_offset(crate::workdays::VIETNAM)
+            .unix_timestamp(),
+    )
 }

@@ -23,6 +23,10 @@ const RESERVED_CONTEXTS: &[&str] = &[
     "api",
     "portal",
     "static",
+    "catalog",
+    "subscription-requests",
+    "tickets",
+    "well-known",
 ];
 
 /// An electronic agency code: dot-separated groups of upper-case letters and
@@ -91,6 +95,35 @@ pub fn context(field: &'static str, value: &str) -> Result<(), RegistryError> {
         ));
     }
     Ok(())
+}
+
+/// An identifier of a plan or a data standard: lower-case letters, digits, `-`, `_`.
+pub fn slug_id(field: &'static str, value: &str) -> Result<(), RegistryError> {
+    slug(field, value, 64, |b| {
+        b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
+    })
+}
+
+/// Free text: trimmed, NFC, at most `max` characters; line breaks and tabs
+/// allowed, other control characters not.
+pub fn text(field: &'static str, value: &str, max: usize) -> Result<String, RegistryError> {
+    let value: String = value.trim().nfc().collect();
+    if value.chars().count() > max {
+        return Err(RegistryError::invalid(
+            field,
+            format!("must be at most {max} characters"),
+        ));
+    }
+    if value
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err(RegistryError::invalid(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(value)
 }
 
 /// An API version: one path segment such as `1.0` or `v2`.

@@ -7,6 +7,7 @@ mod calls;
 mod codes;
 mod error;
 mod log;
+mod manage;
 mod model;
 mod notices;
 mod reader;
@@ -24,9 +25,14 @@ pub use calls::{CallFilter, CallPage};
 pub use codes::{CodeItemRow, CodeListRow, CodeMappingRow, CodeVersionRow, NewCodeVersion};
 pub use error::StoreError;
 pub use log::{BodiesRow, CheckpointRow, LogKeyRow};
+pub use manage::{
+    ApiChange, ApiKey, DataStandard, Decision, Event, Holiday, Network, NewSpec, Plan, SpecInfo,
+    SubscriptionRequest, Ticket, TicketMessage, Validation,
+};
 pub use model::{Api, CallRecord, Subscription, System, Unit};
 pub use notices::{CodeCallback, CodeNotice, DueNotice};
 pub use reader::LogReader;
+pub use sqlx::types::Json;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 

@@ -1,6 +1,7 @@
 //! Rows of the registry and the call log, as the store hands them out.
 
 use serde::Serialize;
+use sqlx::types::Json;
 
 #[derive(Clone, Debug, Serialize, sqlx::FromRow)]
 pub struct Unit {
@@ -43,6 +44,20 @@ pub struct Api {
     /// (for the retention period) beside the call log.
     pub keep_bodies: bool,
     pub created_at: String,
+    /// `draft`, `published`, `deprecated` or `retired`.
+    pub status: String,
+    pub description: String,
+    pub tags: Json<Vec<String>>,
+    pub contact: String,
+    pub deprecated_at: Option<String>,
+    /// Day (YYYY-MM-DD, Vietnam time) from which a deprecated API is retired.
+    pub retire_on: Option<String>,
+    /// Further upstream base URLs, balanced with `upstream_url`.
+    pub extra_upstreams: Json<Vec<String>>,
+    pub health_path: Option<String>,
+    pub default_plan: Option<String>,
+    pub updated_at: Option<String>,
+    pub owner_unit: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, sqlx::FromRow)]
@@ -53,6 +68,7 @@ pub struct Subscription {
     pub api: String,
     pub created_at: String,
     pub revoked_at: Option<String>,
+    pub plan_id: Option<String>,
 }
 
 /// One data-plane request that named an API, allowed or refused.

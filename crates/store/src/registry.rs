@@ -3,7 +3,7 @@
 use crate::{Api, Store, StoreError, Subscription, System, Unit};
 
 const SUBSCRIPTION_COLUMNS: &str = "s.id, s.consumer_system, s.api_id, \
-     a.context || '/' || a.version AS api, s.created_at, s.revoked_at";
+     a.context || '/' || a.version AS api, s.created_at, s.revoked_at, s.plan_id";
 
 impl Store {
     pub async fn insert_unit(&self, unit: &Unit) -> Result<(), StoreError> {
@@ -123,8 +123,11 @@ impl Store {
     pub async fn insert_api(&self, api: &Api) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO apis (id, provider_system, name, context, version, upstream_url, \
-             protocol, timeout_ms, shared_by_default, keep_bodies, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             protocol, timeout_ms, shared_by_default, keep_bodies, created_at, status, \
+             description, tags, contact, extra_upstreams, health_path, default_plan, \
+             updated_at, owner_unit) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, \
+             (SELECT unit_code FROM systems WHERE id = ?))",
         )
         .bind(&api.id)
         .bind(&api.provider_system)
@@ -137,6 +140,15 @@ impl Store {
         .bind(api.shared_by_default)
         .bind(api.keep_bodies)
         .bind(&api.created_at)
+        .bind(&api.status)
+        .bind(&api.description)
+        .bind(&api.tags)
+        .bind(&api.contact)
+        .bind(&api.extra_upstreams)
+        .bind(&api.health_path)
+        .bind(&api.default_plan)
+        .bind(&api.updated_at)
+        .bind(&api.provider_system)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -185,15 +197,18 @@ impl Store {
         id: &str,
         consumer_system: &str,
         api_id: &str,
+        plan_id: Option<&str>,
         now: &str,
     ) -> Result<Subscription, StoreError> {
         sqlx::query(
-            "INSERT INTO subscriptions (id, consumer_system, api_id, created_at) VALUES (?, ?, ?, ?)",
+            "INSERT INTO subscriptions (id, consumer_system, api_id, created_at, plan_id) \
+             VALUES (?, ?, ?, ?, ?)",
         )
         .bind(id)
         .bind(consumer_system)
         .bind(api_id)
         .bind(now)
+        .bind(plan_id)
         .execute(&self.pool)
         .await?;
         self.subscription(id)

@@ -5,6 +5,7 @@ mod calls;
 mod codelists;
 mod health;
 mod log;
+mod manage;
 mod subscriptions;
 mod systems;
 mod units;
@@ -14,7 +15,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 
 use crate::{AdminPlane, ApiError};
 
@@ -31,15 +32,61 @@ pub fn router() -> Router<Arc<AdminPlane>> {
         .route("/systems/{id}/disable", post(systems::disable))
         .route("/systems/{id}/enable", post(systems::enable))
         .route("/apis", get(apis::list).post(apis::create))
-        .route("/apis/{id}", get(apis::show))
+        .route("/apis/{id}", get(apis::show).patch(manage::update_api))
+        .route("/apis/{id}/history", get(manage::api_history))
+        .route(
+            "/apis/{id}/spec",
+            put(manage::put_spec)
+                .get(manage::get_spec)
+                .layer(DefaultBodyLimit::max(lgsp_registry::spec::MAX_SPEC_BYTES)),
+        )
+        .route("/apis/{id}/upstreams", get(manage::upstreams))
+        .route(
+            "/apis/{id}/validations",
+            get(manage::validations).put(manage::set_validations),
+        )
+        .route("/apis/{id}/{action}", post(manage::transition))
+        .route("/catalog", get(manage::catalogue))
+        .route(
+            "/standards",
+            get(manage::standards).post(manage::add_standard),
+        )
+        .route("/standards/{id}/{version}", get(manage::standard))
+        .route("/plans", get(manage::plans).post(manage::add_plan))
+        .route("/plans/{id}", put(manage::put_plan))
         .route(
             "/subscriptions",
             get(subscriptions::list).post(subscriptions::create),
         )
         .route(
             "/subscriptions/{id}",
-            get(subscriptions::show).delete(subscriptions::revoke),
+            get(subscriptions::show)
+                .delete(subscriptions::revoke)
+                .patch(manage::set_subscription_plan),
         )
+        .route(
+            "/subscription-requests",
+            get(manage::requests).post(manage::add_request),
+        )
+        .route("/subscription-requests/{id}", get(manage::request))
+        .route("/subscription-requests/{id}/{action}", post(manage::decide))
+        .route("/holidays", get(manage::holidays))
+        .route(
+            "/holidays/{day}",
+            put(manage::put_holiday).delete(manage::delete_holiday),
+        )
+        .route(
+            "/systems/{id}/networks",
+            get(manage::networks).put(manage::put_networks),
+        )
+        .route(
+            "/systems/{id}/api-keys",
+            get(manage::keys).post(manage::create_key),
+        )
+        .route("/api-keys/{id}", axum::routing::delete(manage::revoke_key))
+        .route("/tickets", get(manage::tickets).post(manage::open_ticket))
+        .route("/tickets/{id}", get(manage::ticket))
+        .route("/tickets/{id}/messages", post(manage::reply))
         .route("/calls", get(calls::list))
         .route("/calls/{request_id}", get(calls::show))
         .route("/calls/{request_id}/evidence", get(log::bundle))

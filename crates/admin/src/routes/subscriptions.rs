@@ -17,6 +17,9 @@ pub struct NewSubscription {
     consumer_system: String,
     /// `{context}/{version}`.
     api: String,
+    /// The plan whose limits apply (else the API's default plan).
+    #[serde(default)]
+    plan: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -34,7 +37,7 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Subscription>), ApiError> {
     let sub = plane
         .registry
-        .subscribe(&new.consumer_system, &new.api)
+        .subscribe(&new.consumer_system, &new.api, new.plan.as_deref())
         .await?;
     tracing::info!(subscription = %sub.id, consumer = %sub.consumer_system, api = %sub.api, "subscription created");
     Ok((StatusCode::CREATED, Json(sub)))

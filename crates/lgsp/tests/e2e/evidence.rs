@@ -785,7 +785,7 @@ async fn kept_bodies_expire_and_proofs_stay_valid() {
         .admin_post(
             "/api/v1/apis",
             json!({"provider_system": provider.id, "name": "Hộ tịch", "context": "hotich", "version": "1.0",
-                   "upstream_url": format!("http://{upstream}/up"), "protocol": "rest", "keep_bodies": true}),
+                   "upstream_url": format!("http://{upstream}/up"), "protocol": "rest", "keep_bodies": true, "status": "published"}),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{api}");

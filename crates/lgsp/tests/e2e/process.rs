@@ -109,7 +109,7 @@ async fn setup(
         global_id: String::new(),
     };
     let api = json!({"provider_system": creds.id, "name": "e", "context": "echo", "version": "1.0",
-                     "upstream_url": format!("http://{upstream}/up"), "protocol": "rest", "timeout_ms": timeout_ms});
+                     "upstream_url": format!("http://{upstream}/up"), "protocol": "rest", "timeout_ms": timeout_ms, "status": "published"});
     assert_eq!(
         post("/api/v1/apis", api).await.unwrap().status(),
         StatusCode::CREATED

@@ -149,7 +149,7 @@ impl Platform {
             .admin_post(
                 "/api/v1/apis",
                 json!({"provider_system": provider.id, "name": format!("API {context}"), "context": context,
-                       "version": "1.0", "upstream_url": upstream, "protocol": protocol, "timeout_ms": timeout_ms}),
+                       "version": "1.0", "upstream_url": upstream, "protocol": protocol, "timeout_ms": timeout_ms, "status": "published"}),
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
