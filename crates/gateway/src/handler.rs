@@ -28,6 +28,8 @@ const MAX_LOGGED_PATH: usize = 2048;
 const MAX_LOGGED_METHOD: usize = 32;
 /// At most this many schema errors are listed in a refusal.
 const MAX_SCHEMA_ERRORS: usize = 50;
+/// The header existing provincial clients send their API key in.
+pub(crate) const API_KEY_HEADER: &str = "apikey";
 
 pub async fn gateway(
     State(plane): State<Arc<DataPlane>>,
@@ -289,7 +291,7 @@ pub(crate) fn identify(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(lgsp_auth::bearer_token);
-    let (system, generation) = match (bearer, headers.get("apikey")) {
+    let (system, generation) = match (bearer, headers.get(API_KEY_HEADER)) {
         (Some(bearer), _) => {
             let verified = plane.tokens.verify(bearer).map_err(|e| {
                 let refusal = Refusal::new(

@@ -109,7 +109,9 @@ pub fn upstream_request(
 ) -> (Request<MeteredBody>, Arc<RequestMeter>) {
     let (mut parts, body) = req.into_parts();
     strip_hop_by_hop(&mut parts.headers);
+    // The consumer's credentials are the platform's business, never the provider's.
     parts.headers.remove(header::AUTHORIZATION);
+    parts.headers.remove(crate::handler::API_KEY_HEADER);
     parts.headers.remove(header::HOST);
     parts.headers.remove("x-consumer-id");
 

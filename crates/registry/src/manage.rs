@@ -638,6 +638,12 @@ impl Registry {
                 "a system does not subscribe to its own API",
             ));
         }
+        if let Some(sub) = self.store().active_subscription(consumer, &api.id).await? {
+            return Err(RegistryError::Conflict(format!(
+                "this system already holds subscription {} to {}",
+                sub.id, new.api
+            )));
+        }
         let purpose = required_text("purpose", &new.purpose)?;
         let legal_basis = required_text("legal_basis", &new.legal_basis)?;
         if let Some(p) = &new.plan {

@@ -78,7 +78,7 @@ impl Store {
         list: &CodeListRow,
         versions: &[NewCodeVersion],
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         sqlx::query(
             "INSERT INTO code_lists (id, name, name_en, owner_unit, description, legal_basis, source) \
              VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -111,7 +111,7 @@ impl Store {
         closes: Option<&str>,
         notice: Option<(&str, &str, i64)>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         if let Some(previous) = closes {
             sqlx::query(
                 "UPDATE code_list_versions SET valid_to = ? \

@@ -67,6 +67,18 @@ impl Store {
         })
     }
 
+    /// A transaction that takes the write lock at its start.
+    ///
+    /// Reading first and writing later inside a deferred transaction fails at
+    /// once (`SQLITE_BUSY_SNAPSHOT`) when another connection, such as the
+    /// call log's writer, commits in between; taking the lock first makes it
+    /// wait its turn under the busy timeout instead.
+    pub(crate) async fn write_tx(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
     /// Quick liveness probe of the database.
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;

@@ -197,7 +197,7 @@ impl Store {
         vkey: &str,
         now_us: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         sqlx::query("INSERT OR IGNORE INTO log_keys (key_id, vkey, created_us) VALUES (?, ?, ?)")
             .bind(key_id)
             .bind(vkey)

@@ -181,7 +181,7 @@ impl Store {
         actor: &str,
         now: &str,
     ) -> Result<Api, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let api: Api = sqlx::query_as(
             "UPDATE apis SET name = COALESCE(?, name), description = COALESCE(?, description), \
              tags = COALESCE(?, tags), contact = COALESCE(?, contact), \
@@ -225,7 +225,7 @@ impl Store {
         actor: &str,
         now: &str,
     ) -> Result<Option<Api>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let current: Option<String> = sqlx::query_scalar("SELECT status FROM apis WHERE id = ?")
             .bind(id)
             .fetch_optional(&mut *tx)
@@ -266,7 +266,7 @@ impl Store {
         detail: &str,
         now: &str,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         insert_api_event(&mut tx, id, now, actor, action, detail).await?;
         tx.commit().await?;
         Ok(())
@@ -288,7 +288,7 @@ impl Store {
         actor: &str,
         now: &str,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         sqlx::query(
             "INSERT INTO api_specs (api_id, kind, media_type, content, sha256, summary, uploaded_at) \
              VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (api_id) DO UPDATE SET kind = excluded.kind, \
@@ -396,7 +396,7 @@ impl Store {
         actor: &str,
         now: &str,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         sqlx::query("DELETE FROM api_validations WHERE api_id = ?")
             .bind(api_id)
             .execute(&mut *tx)
@@ -516,7 +516,7 @@ impl Store {
         r: &SubscriptionRequest,
         event_detail: &str,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         sqlx::query(
             "INSERT INTO subscription_requests (id, consumer_system, api_id, plan_id, purpose, \
              legal_basis, status, requested_by, requested_at, due_at) \
@@ -597,7 +597,7 @@ impl Store {
         actor: &str,
         now: &str,
     ) -> Result<Option<SubscriptionRequest>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let row: Option<(String, String, Option<String>, String)> = sqlx::query_as(
             "SELECT consumer_system, api_id, plan_id, status FROM subscription_requests WHERE id = ?",
         )
@@ -722,7 +722,7 @@ impl Store {
         networks: &[(String, String)],
         now: &str,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         sqlx::query("DELETE FROM system_networks WHERE system_id = ?")
             .bind(system_id)
             .execute(&mut *tx)
@@ -794,7 +794,7 @@ impl Store {
         author: &str,
         body: &str,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         sqlx::query(
             "INSERT INTO tickets (id, api_id, consumer_system, kind, subject, status, created_at, updated_at) \
              VALUES (?, ?, ?, ?, ?, 'open', ?, ?)",
@@ -870,7 +870,7 @@ impl Store {
         status: &str,
         now: &str,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let done = sqlx::query("UPDATE tickets SET status = ?, updated_at = ? WHERE id = ?")
             .bind(status)
             .bind(now)

@@ -227,6 +227,23 @@ impl Store {
             .await?)
     }
 
+    /// The consumer's active subscription to an API, if it has one.
+    pub async fn active_subscription(
+        &self,
+        consumer_system: &str,
+        api_id: &str,
+    ) -> Result<Option<Subscription>, StoreError> {
+        let sql = format!(
+            "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions s JOIN apis a ON a.id = s.api_id \
+             WHERE s.consumer_system = ? AND s.api_id = ? AND s.revoked_at IS NULL"
+        );
+        Ok(sqlx::query_as(&sql)
+            .bind(consumer_system)
+            .bind(api_id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
     /// Active subscriptions only, unless `include_revoked`.
     pub async fn subscriptions(
         &self,

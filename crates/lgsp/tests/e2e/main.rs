@@ -8,6 +8,7 @@ mod codes;
 mod evidence;
 mod gateway;
 mod imports;
+mod manage;
 mod process;
 mod support;
 mod tls;

@@ -52,7 +52,11 @@ impl Platform {
     }
 
     pub async fn start_with(tune: impl FnOnce(&mut ServeArgs)) -> Platform {
-        let dir = tempfile::tempdir().unwrap();
+        Platform::start_in(tempfile::tempdir().unwrap(), tune).await
+    }
+
+    /// Starts on a data directory that may already hold a platform's data.
+    pub async fn start_in(dir: TempDir, tune: impl FnOnce(&mut ServeArgs)) -> Platform {
         let mut a = args(dir.path());
         tune(&mut a);
         let config = Config::resolve(&a).unwrap();
