@@ -45,6 +45,7 @@ pub enum ErrorCode {
     ApiNotPublished,
     ApiRetired,
     NetworkNotAllowed,
+    ClientCertificateRequired,
     RateLimited,
     QuotaExceeded,
     InvalidJson,
@@ -72,6 +73,7 @@ impl ErrorCode {
             ErrorCode::ApiNotPublished => "api_not_published",
             ErrorCode::ApiRetired => "api_retired",
             ErrorCode::NetworkNotAllowed => "network_not_allowed",
+            ErrorCode::ClientCertificateRequired => "client_certificate_required",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::QuotaExceeded => "quota_exceeded",
             ErrorCode::InvalidJson => "invalid_json",
@@ -98,7 +100,9 @@ impl ErrorCode {
             ErrorCode::InvalidApiKey => StatusCode::UNAUTHORIZED,
             ErrorCode::ApiNotPublished => StatusCode::NOT_FOUND,
             ErrorCode::ApiRetired => StatusCode::GONE,
-            ErrorCode::NetworkNotAllowed => StatusCode::FORBIDDEN,
+            ErrorCode::NetworkNotAllowed | ErrorCode::ClientCertificateRequired => {
+                StatusCode::FORBIDDEN
+            }
             ErrorCode::RateLimited | ErrorCode::QuotaExceeded => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::InvalidJson | ErrorCode::SchemaViolation => StatusCode::BAD_REQUEST,
             ErrorCode::UpstreamUnavailable => StatusCode::SERVICE_UNAVAILABLE,

@@ -143,6 +143,36 @@ pub async fn gateway(
     call.consumer = Some(system.id.to_string());
 
     // 3. May it call this API, from there, now?
+    if let Some(bound) = &system.client_cert {
+        let presented = req.extensions().get::<crate::PeerCertificate>();
+        if presented.is_none_or(|c| *c.0 != **bound) {
+            let (vi, en) = if presented.is_some() {
+                (
+                    "Chứng thư số của kết nối không phải chứng thư đã gắn với hệ thống {}",
+                    "The connection's client certificate is not the one system {} is bound to",
+                )
+            } else {
+                (
+                    "Hệ thống {} phải gọi qua TLS hai chiều bằng chứng thư số đã gắn với nó",
+                    "System {} must call over mutual TLS with the client certificate it is bound to",
+                )
+            };
+            let refusal = Refusal::new(
+                ErrorCode::ClientCertificateRequired,
+                message(
+                    lang,
+                    &vi.replace("{}", &system.global_id),
+                    &en.replace("{}", &system.global_id),
+                ),
+            );
+            let reason = if presented.is_some() {
+                "client_certificate_mismatch"
+            } else {
+                "client_certificate_missing"
+            };
+            return refuse(&plane, call, refusal, soap, reason).await;
+        }
+    }
     if !system.allows(peer.ip()) {
         let refusal = Refusal::new(
             ErrorCode::NetworkNotAllowed,

@@ -22,6 +22,11 @@ use lgsp_evidence::{CallLog, EvidenceLog};
 use lgsp_registry::Registry;
 
 pub use error::{ErrorCode, Lang};
+
+/// The SHA-256 (lower-case hex) of the client certificate a TLS connection
+/// was opened with; the listener puts it on each of that connection's requests.
+#[derive(Clone, Debug)]
+pub struct PeerCertificate(pub Arc<str>);
 pub use proxy::{UpstreamClient, upstream_client};
 
 /// Default limit of a request body the gateway forwards: 10 MiB.

@@ -9,6 +9,7 @@
 //! | `admin_listen` | `--admin-listen` | `LGSP_ADMIN_LISTEN` | `127.0.0.1:8081` (control plane) |
 //! | `tls_cert` | `--tls-cert` | `LGSP_TLS_CERT` | none: plain HTTP |
 //! | `tls_key` | `--tls-key` | `LGSP_TLS_KEY` | none |
+//! | `tls_client_ca` | `--tls-client-ca` | `LGSP_TLS_CLIENT_CA` | none: the data plane asks for no client certificate (systems cannot be bound to one) |
 //! | `instance` | `--instance` | `LGSP_INSTANCE` | `VN` (first part of system ids) |
 //! | `public_url` | `--public-url` | `LGSP_PUBLIC_URL` | `http(s)://{listen}` (token issuer) |
 //! | `token_ttl_secs` | `--token-ttl-secs` | `LGSP_TOKEN_TTL_SECS` | `3600` |
@@ -53,6 +54,10 @@ pub struct ServeArgs {
     /// PEM private key of --tls-cert.
     #[arg(long, env = "LGSP_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
+    /// PEM CA certificates whose client certificates the data plane accepts
+    /// (mutual TLS for systems bound to a certificate); needs --tls-cert.
+    #[arg(long, env = "LGSP_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
     /// Instance name, the first part of every system's global id [default: VN].
     #[arg(long, env = "LGSP_INSTANCE")]
     pub instance: Option<String>,
@@ -117,6 +122,7 @@ struct FileConfig {
     admin_listen: Option<SocketAddr>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    tls_client_ca: Option<PathBuf>,
     instance: Option<String>,
     public_url: Option<String>,
     token_ttl_secs: Option<i64>,
@@ -143,6 +149,7 @@ pub struct Config {
     pub listen: SocketAddr,
     pub admin_listen: SocketAddr,
     pub tls: Option<(PathBuf, PathBuf)>,
+    pub tls_client_ca: Option<PathBuf>,
     pub instance: String,
     pub public_url: Option<String>,
     pub token_ttl_secs: i64,
@@ -180,6 +187,10 @@ impl Config {
                 "tls_cert and tls_key go together: give both (--tls-cert, --tls-key) or neither"
             ),
         };
+        let tls_client_ca = args.tls_client_ca.clone().or(file.tls_client_ca);
+        if tls_client_ca.is_some() && tls.is_none() {
+            bail!("tls_client_ca needs tls_cert and tls_key: mutual TLS is TLS first");
+        }
         let token_ttl_secs = args.token_ttl_secs.or(file.token_ttl_secs).unwrap_or(3600);
         if !(60..=86_400).contains(&token_ttl_secs) {
             bail!("token_ttl_secs must be 60 to 86400 seconds, not {token_ttl_secs}");
@@ -299,6 +310,7 @@ impl Config {
                 .or(file.admin_listen)
                 .unwrap_or(([127, 0, 0, 1], 8081).into()),
             tls,
+            tls_client_ca,
             instance,
             public_url,
             token_ttl_secs,

@@ -132,6 +132,9 @@ pub enum ManageCommand {
     /// Networks a system may call from.
     #[command(subcommand)]
     Network(NetworkCommand),
+    /// Client certificates: a system bound to one calls only over mutual TLS with it.
+    #[command(subcommand)]
+    Cert(CertCommand),
     /// API keys: a second credential of a system, sent in the `apikey` header.
     #[command(subcommand)]
     Apikey(ApikeyCommand),
@@ -301,6 +304,29 @@ pub enum NetworkCommand {
         cidrs: Vec<String>,
     },
     List {
+        #[command(flatten)]
+        client: ClientArgs,
+        system: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertCommand {
+    /// Bind a system to its certificate (a PEM file holding that one certificate).
+    Bind {
+        #[command(flatten)]
+        client: ClientArgs,
+        system: String,
+        file: std::path::PathBuf,
+    },
+    /// Show the certificate a system is bound to.
+    Show {
+        #[command(flatten)]
+        client: ClientArgs,
+        system: String,
+    },
+    /// Lift the binding: the system calls without a certificate again.
+    Unbind {
         #[command(flatten)]
         client: ClientArgs,
         system: String,
@@ -647,6 +673,30 @@ pub async fn manage(command: ManageCommand) -> anyhow::Result<Value> {
         ManageCommand::Network(NetworkCommand::List { client, system }) => {
             let path = format!("/api/v1/systems/{}/networks", segment(&system));
             call(&client, Method::GET, &path, None).await
+        }
+        ManageCommand::Cert(CertCommand::Bind {
+            client,
+            system,
+            file,
+        }) => {
+            let pem = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let path = format!("/api/v1/systems/{}/client-certificate", segment(&system));
+            call(
+                &client,
+                Method::PUT,
+                &path,
+                Some(json!({ "certificate": pem })),
+            )
+            .await
+        }
+        ManageCommand::Cert(CertCommand::Show { client, system }) => {
+            let path = format!("/api/v1/systems/{}/client-certificate", segment(&system));
+            call(&client, Method::GET, &path, None).await
+        }
+        ManageCommand::Cert(CertCommand::Unbind { client, system }) => {
+            let path = format!("/api/v1/systems/{}/client-certificate", segment(&system));
+            call(&client, Method::DELETE, &path, None).await
         }
         ManageCommand::Apikey(ApikeyCommand::Create {
             client,

@@ -106,9 +106,17 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     ));
 
     // 5. Listeners.
-    let tls = match &config.tls {
-        Some((cert, key)) => Some(listener::tls_acceptor(cert, key)?),
-        None => None,
+    // Client certificates are asked for on the data plane only.
+    let (data_tls, tls) = match &config.tls {
+        Some((cert, key)) => (
+            Some(listener::tls_acceptor(
+                cert,
+                key,
+                config.tls_client_ca.as_deref(),
+            )?),
+            Some(listener::tls_acceptor(cert, key, None)?),
+        ),
+        None => (None, None),
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
     let data_listener = TcpListener::bind(config.listen)
@@ -179,7 +187,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             "data",
             data_listener,
             lgsp_gateway::router(data_plane),
-            tls.clone(),
+            data_tls,
             stopped.clone(),
         )),
         tokio::spawn(listener::serve(

@@ -7,8 +7,8 @@ use std::collections::HashSet;
 
 use lgsp_auth::{Secret, hash_secret, random_token};
 use lgsp_store::{
-    Api, ApiChange, ApiKey, DataStandard, Decision, Json, Plan, Subscription, SubscriptionRequest,
-    Ticket, Validation,
+    Api, ApiChange, ApiKey, ClientCertificate, DataStandard, Decision, Json, Plan, Subscription,
+    SubscriptionRequest, Ticket, Validation,
 };
 use serde::Deserialize;
 use time::format_description::well_known::Rfc3339;
@@ -824,6 +824,52 @@ impl Registry {
         self.reload().await
     }
 
+    /// Binds a system to one client certificate (PEM): from then on its calls
+    /// are taken only over mutual TLS with exactly that certificate.
+    pub async fn bind_certificate(
+        &self,
+        system_id: &str,
+        pem: &str,
+        actor: &Actor,
+    ) -> Result<ClientCertificate, RegistryError> {
+        if self.store().system(system_id).await?.is_none() {
+            return Err(RegistryError::NotFound(format!(
+                "no system has id {system_id}"
+            )));
+        }
+        let checked = check_certificate(pem)?;
+        let cert = ClientCertificate {
+            system_id: system_id.to_owned(),
+            sha256: checked.sha256,
+            subject: checked.subject,
+            issuer: checked.issuer,
+            not_after: checked.not_after,
+            pem: pem.trim().to_owned(),
+            bound_by: actor.name().to_owned(),
+            bound_at: now_rfc3339(),
+        };
+        self.store().set_client_certificate(&cert).await?;
+        self.reload().await?;
+        Ok(cert)
+    }
+
+    pub async fn certificate(&self, system_id: &str) -> Result<ClientCertificate, RegistryError> {
+        self.store()
+            .client_certificate(system_id)
+            .await?
+            .ok_or_else(|| {
+                RegistryError::NotFound(format!(
+                    "system {system_id} is not bound to a client certificate"
+                ))
+            })
+    }
+
+    /// Lifts the binding: the system's calls are taken without a certificate again.
+    pub async fn unbind_certificate(&self, system_id: &str) -> Result<(), RegistryError> {
+        self.store().delete_client_certificate(system_id).await?;
+        self.reload().await
+    }
+
     /// A new API key for a system; the key itself is returned only here.
     pub async fn create_api_key(
         &self,
@@ -865,6 +911,12 @@ impl Registry {
         actor: &Actor,
     ) -> Result<Ticket, RegistryError> {
         let api = self.api_named(&new.api).await?;
+        if self.store().system(consumer).await?.is_none() {
+            return Err(RegistryError::invalid(
+                "consumer_system",
+                format!("no system has id {consumer}"),
+            ));
+        }
         if !matches!(new.kind.as_str(), "problem" | "question" | "request") {
             return Err(RegistryError::invalid(
                 "kind",
@@ -1117,4 +1169,63 @@ mod tests {
         assert!(operation_path("/a/{id").is_err());
         assert!(operation_path("/a//b").is_err());
     }
+}
+
+/// What the platform keeps of a client certificate it was given.
+struct CheckedCertificate {
+    sha256: String,
+    subject: String,
+    issuer: String,
+    not_after: String,
+}
+
+/// Largest PEM text taken for one client certificate.
+const MAX_CERTIFICATE_PEM: usize = 64 * 1024;
+
+/// One end-entity X.509 certificate in PEM, still valid.
+fn check_certificate(pem: &str) -> Result<CheckedCertificate, RegistryError> {
+    let bad = |why: String| RegistryError::invalid("certificate", why);
+    if pem.len() > MAX_CERTIFICATE_PEM {
+        return Err(bad(format!(
+            "at most {MAX_CERTIFICATE_PEM} bytes of PEM are taken"
+        )));
+    }
+    let (rest, block) = x509_parser::pem::parse_x509_pem(pem.trim().as_bytes())
+        .map_err(|e| bad(format!("is not a PEM certificate: {e}")))?;
+    if block.label != "CERTIFICATE" {
+        return Err(bad(format!(
+            "the PEM block is {:?}, not CERTIFICATE (give the certificate, never a private key)",
+            block.label
+        )));
+    }
+    if !rest.iter().all(u8::is_ascii_whitespace) {
+        return Err(bad(
+            "give exactly one certificate: the system's own, without its chain".to_owned(),
+        ));
+    }
+    let cert = block
+        .parse_x509()
+        .map_err(|e| bad(format!("is not a valid X.509 certificate: {e}")))?;
+    if cert.is_ca() {
+        return Err(bad(
+            "is a CA certificate; bind the system's own (end-entity) certificate".to_owned(),
+        ));
+    }
+    let not_after = cert.validity().not_after.timestamp();
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let fmt = |t: i64| {
+        OffsetDateTime::from_unix_timestamp(t)
+            .ok()
+            .and_then(|t| t.format(&Rfc3339).ok())
+            .unwrap_or_else(|| t.to_string())
+    };
+    if not_after <= now {
+        return Err(bad(format!("expired at {}", fmt(not_after))));
+    }
+    Ok(CheckedCertificate {
+        sha256: lgsp_auth::sha256_hex(&block.contents),
+        subject: cert.subject().to_string(),
+        issuer: cert.issuer().to_string(),
+        not_after: fmt(not_after),
+    })
 }

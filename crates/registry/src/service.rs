@@ -134,6 +134,7 @@ impl Registry {
             keys: self.store.api_keys(None, false).await?,
             validations: self.store.validations().await?,
             standards: self.store.standards().await?,
+            certificates: self.store.client_certificates().await?,
         };
         let snap = {
             let mut cache = self
@@ -298,30 +299,33 @@ impl Registry {
                 format!("no system has id {}", new.provider_system),
             ));
         }
-        self.insert_api(Api {
-            id: Uuid::now_v7().to_string(),
-            provider_system: new.provider_system,
-            name,
-            context: new.context,
-            version: new.version,
-            upstream_url: new.upstream_url.trim_end_matches('/').to_owned(),
-            protocol: new.protocol,
-            timeout_ms,
-            shared_by_default: new.shared_by_default,
-            keep_bodies: new.keep_bodies,
-            created_at: now_rfc3339(),
-            status: status.to_owned(),
-            description,
-            tags: Json(tags),
-            contact,
-            deprecated_at: None,
-            retire_on: None,
-            extra_upstreams: Json(extra),
-            health_path: new.health_path,
-            default_plan: new.default_plan,
-            updated_at: None,
-            owner_unit: None,
-        })
+        self.insert_api(
+            Api {
+                id: Uuid::now_v7().to_string(),
+                provider_system: new.provider_system,
+                name,
+                context: new.context,
+                version: new.version,
+                upstream_url: new.upstream_url.trim_end_matches('/').to_owned(),
+                protocol: new.protocol,
+                timeout_ms,
+                shared_by_default: new.shared_by_default,
+                keep_bodies: new.keep_bodies,
+                created_at: now_rfc3339(),
+                status: status.to_owned(),
+                description,
+                tags: Json(tags),
+                contact,
+                deprecated_at: None,
+                retire_on: None,
+                extra_upstreams: Json(extra),
+                health_path: new.health_path,
+                default_plan: new.default_plan,
+                updated_at: None,
+                owner_unit: None,
+            },
+            "operator",
+        )
         .await
     }
 
@@ -334,34 +338,37 @@ impl Registry {
         context: &str,
         version: &str,
     ) -> Result<Api, RegistryError> {
-        self.insert_api(Api {
-            id: Uuid::now_v7().to_string(),
-            provider_system: provider_system.to_owned(),
-            name: name.to_owned(),
-            context: context.to_owned(),
-            version: version.to_owned(),
-            upstream_url: format!("http://builtin.invalid/{context}/{version}"),
-            protocol: "builtin".to_owned(),
-            timeout_ms: DEFAULT_TIMEOUT_MS,
-            shared_by_default: true,
-            keep_bodies: false,
-            created_at: now_rfc3339(),
-            status: "published".to_owned(),
-            description: String::new(),
-            tags: Json(Vec::new()),
-            contact: String::new(),
-            deprecated_at: None,
-            retire_on: None,
-            extra_upstreams: Json(Vec::new()),
-            health_path: None,
-            default_plan: None,
-            updated_at: None,
-            owner_unit: None,
-        })
+        self.insert_api(
+            Api {
+                id: Uuid::now_v7().to_string(),
+                provider_system: provider_system.to_owned(),
+                name: name.to_owned(),
+                context: context.to_owned(),
+                version: version.to_owned(),
+                upstream_url: format!("http://builtin.invalid/{context}/{version}"),
+                protocol: "builtin".to_owned(),
+                timeout_ms: DEFAULT_TIMEOUT_MS,
+                shared_by_default: true,
+                keep_bodies: false,
+                created_at: now_rfc3339(),
+                status: "published".to_owned(),
+                description: String::new(),
+                tags: Json(Vec::new()),
+                contact: String::new(),
+                deprecated_at: None,
+                retire_on: None,
+                extra_upstreams: Json(Vec::new()),
+                health_path: None,
+                default_plan: None,
+                updated_at: None,
+                owner_unit: None,
+            },
+            "platform",
+        )
         .await
     }
 
-    async fn insert_api(&self, api: Api) -> Result<Api, RegistryError> {
+    async fn insert_api(&self, api: Api, actor: &str) -> Result<Api, RegistryError> {
         if self
             .store
             .api_by_name(&api.context, &api.version)
@@ -374,8 +381,13 @@ impl Registry {
             )));
         }
         self.store.insert_api(&api).await?;
+        let detail = format!("{}/{} as {}", api.context, api.version, api.status);
+        self.store
+            .api_event(&api.id, actor, "created", &detail, &api.created_at)
+            .await?;
         self.reload().await?;
-        Ok(api)
+        // Read back: some fields (the owner unit) come from the store.
+        Ok(self.store.api(&api.id).await?.unwrap_or(api))
     }
 
     /// `api` is `{context}/{version}`.

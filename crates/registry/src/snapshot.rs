@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::Method;
-use lgsp_store::{Api, ApiKey, DataStandard, Network, Plan, Subscription, System, Validation};
+use lgsp_store::{
+    Api, ApiKey, ClientCertificate, DataStandard, Network, Plan, Subscription, System, Validation,
+};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -21,6 +23,7 @@ pub struct Rows {
     pub keys: Vec<ApiKey>,
     pub validations: Vec<Validation>,
     pub standards: Vec<DataStandard>,
+    pub certificates: Vec<ClientCertificate>,
 }
 
 /// Compiled schemas by standard id and version.
@@ -49,7 +52,7 @@ pub struct PlanLimits {
 /// A request body that must validate before it reaches the provider.
 #[derive(Debug)]
 pub struct ValidationRule {
-    /// `None`: any method.
+    /// `None`: any method that carries a body (POST, PUT, PATCH).
     pub method: Option<Method>,
     /// Path segments below the API; `None` matches any one segment.
     pub segments: Vec<Option<Box<str>>>,
@@ -59,17 +62,19 @@ pub struct ValidationRule {
 }
 
 impl ValidationRule {
-    /// `rest` is the path below the API (`/khaisinh/12`).
+    /// `rest` is the path below the API (`/khaisinh/12`). Empty segments do
+    /// not count, so `/khaisinh/12/` and `//khaisinh/12` are checked too:
+    /// most providers route them to the same operation.
     pub fn matches(&self, method: &Method, rest: &str) -> bool {
-        if self.method.as_ref().is_some_and(|m| m != method) {
-            return false;
+        match &self.method {
+            Some(m) if m != method => return false,
+            None if !matches!(*method, Method::POST | Method::PUT | Method::PATCH) => return false,
+            _ => {}
         }
-        let rest = rest.strip_prefix('/').unwrap_or(rest);
-        let mut parts = rest.split('/');
+        let mut parts = rest.split('/').filter(|s| !s.is_empty());
         for want in &self.segments {
             match (parts.next(), want) {
                 (None, _) => return false,
-                (Some(""), None) => return false,
                 (Some(_), None) => {}
                 (Some(got), Some(lit)) => {
                     let decoded = percent_encoding_decode(got);
@@ -173,6 +178,8 @@ pub struct SystemState {
     pub enabled: bool,
     /// Networks the system may call from; empty: any.
     pub networks: Vec<ipnet::IpNet>,
+    /// SHA-256 (hex) of the client certificate its calls must come with, if bound.
+    pub client_cert: Option<Box<str>>,
 }
 
 impl SystemState {
@@ -212,6 +219,11 @@ impl Snapshot {
                 }
             }
         }
+        let mut certificates: HashMap<&str, Box<str>> = rows
+            .certificates
+            .iter()
+            .map(|c| (c.system_id.as_str(), c.sha256.as_str().into()))
+            .collect();
         for s in &rows.systems {
             let state = Arc::new(SystemState {
                 id: s.id.as_str().into(),
@@ -221,6 +233,7 @@ impl Snapshot {
                 generation: s.secret_generation,
                 enabled: s.enabled,
                 networks: networks.remove(s.id.as_str()).unwrap_or_default(),
+                client_cert: certificates.remove(s.id.as_str()),
             });
             snap.clients
                 .insert(s.client_id.as_str().into(), state.clone());
@@ -312,8 +325,8 @@ impl Snapshot {
                         method: (v.method != "*").then(|| v.method.parse().ok()).flatten(),
                         segments: v
                             .path
-                            .trim_start_matches('/')
                             .split('/')
+                            .filter(|seg| !seg.is_empty())
                             .map(|seg| {
                                 (!(seg.starts_with('{') && seg.ends_with('}'))).then(|| seg.into())
                             })
@@ -422,4 +435,45 @@ fn retire_instant(day: &str) -> Option<i64> {
             .assume_offset(crate::workdays::VIETNAM)
             .unix_timestamp(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(method: Option<Method>, path: &str) -> ValidationRule {
+        ValidationRule {
+            method,
+            segments: path
+                .split('/')
+                .filter(|s| !s.is_empty())
+                .map(|s| (!s.starts_with('{')).then(|| s.into()))
+                .collect(),
+            standard: "x/1".into(),
+            validator: Arc::new(jsonschema::validator_for(&serde_json::json!({})).unwrap()),
+        }
+    }
+
+    #[test]
+    fn a_rule_cannot_be_dodged_with_slashes_or_encoding() {
+        let r = rule(Some(Method::POST), "/hoso/{ma}");
+        for path in ["/hoso/1", "/hoso/1/", "//hoso/1", "/hoso//1", "/h%6Fso/1"] {
+            assert!(r.matches(&Method::POST, path), "{path}");
+        }
+        for path in ["/hoso", "/hoso/1/2", "/khac/1", ""] {
+            assert!(!r.matches(&Method::POST, path), "{path}");
+        }
+        assert!(!r.matches(&Method::PUT, "/hoso/1"));
+    }
+
+    #[test]
+    fn any_method_means_the_methods_that_carry_a_body() {
+        let r = rule(None, "/hoso");
+        for m in [Method::POST, Method::PUT, Method::PATCH] {
+            assert!(r.matches(&m, "/hoso"), "{m}");
+        }
+        for m in [Method::GET, Method::HEAD, Method::DELETE, Method::OPTIONS] {
+            assert!(!r.matches(&m, "/hoso"), "{m}");
+        }
+    }
 }

@@ -26,8 +26,8 @@ pub use codes::{CodeItemRow, CodeListRow, CodeMappingRow, CodeVersionRow, NewCod
 pub use error::StoreError;
 pub use log::{BodiesRow, CheckpointRow, LogKeyRow};
 pub use manage::{
-    ApiChange, ApiKey, DataStandard, Decision, Event, Holiday, Network, NewSpec, Plan, SpecInfo,
-    SubscriptionRequest, Ticket, TicketMessage, Validation,
+    ApiChange, ApiKey, ClientCertificate, DataStandard, Decision, Event, Holiday, Network, NewSpec,
+    Plan, SpecInfo, SubscriptionRequest, Ticket, TicketMessage, Validation,
 };
 pub use model::{Api, CallRecord, Subscription, System, Unit};
 pub use notices::{CodeCallback, CodeNotice, DueNotice};

@@ -107,6 +107,21 @@ pub struct Network {
     pub created_at: String,
 }
 
+/// The client certificate a system is bound to.
+#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
+pub struct ClientCertificate {
+    pub system_id: String,
+    /// Lower-case hex SHA-256 of the certificate's DER encoding.
+    pub sha256: String,
+    pub subject: String,
+    pub issuer: String,
+    /// RFC 3339.
+    pub not_after: String,
+    pub pem: String,
+    pub bound_by: String,
+    pub bound_at: String,
+}
+
 /// An API key without its secret part.
 #[derive(Clone, Debug, Serialize, sqlx::FromRow)]
 pub struct ApiKey {
@@ -478,13 +493,14 @@ impl Store {
         id: &str,
         plan_id: Option<&str>,
     ) -> Result<Subscription, StoreError> {
-        let done = sqlx::query("UPDATE subscriptions SET plan_id = ? WHERE id = ?")
-            .bind(plan_id)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        let done =
+            sqlx::query("UPDATE subscriptions SET plan_id = ? WHERE id = ? AND revoked_at IS NULL")
+                .bind(plan_id)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
         if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("subscription {id}")));
+            return Err(StoreError::NotFound(format!("active subscription {id}")));
         }
         self.subscription(id)
             .await?
@@ -739,6 +755,66 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
+        Ok(())
+    }
+
+    // ---- Client certificates ----
+
+    pub async fn client_certificates(&self) -> Result<Vec<ClientCertificate>, StoreError> {
+        Ok(
+            sqlx::query_as("SELECT * FROM system_certificates ORDER BY system_id")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    pub async fn client_certificate(
+        &self,
+        system_id: &str,
+    ) -> Result<Option<ClientCertificate>, StoreError> {
+        Ok(
+            sqlx::query_as("SELECT * FROM system_certificates WHERE system_id = ?")
+                .bind(system_id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Binds a system to a certificate, replacing any earlier binding.
+    pub async fn set_client_certificate(&self, cert: &ClientCertificate) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO system_certificates \
+             (system_id, sha256, subject, issuer, not_after, pem, bound_by, bound_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (system_id) DO UPDATE SET sha256 = excluded.sha256, \
+             subject = excluded.subject, issuer = excluded.issuer, \
+             not_after = excluded.not_after, pem = excluded.pem, \
+             bound_by = excluded.bound_by, bound_at = excluded.bound_at",
+        )
+        .bind(&cert.system_id)
+        .bind(&cert.sha256)
+        .bind(&cert.subject)
+        .bind(&cert.issuer)
+        .bind(&cert.not_after)
+        .bind(&cert.pem)
+        .bind(&cert.bound_by)
+        .bind(&cert.bound_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Removes a system's binding; a system without one is a not-found.
+    pub async fn delete_client_certificate(&self, system_id: &str) -> Result<(), StoreError> {
+        let done = sqlx::query("DELETE FROM system_certificates WHERE system_id = ?")
+            .bind(system_id)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!(
+                "client certificate of system {system_id}"
+            )));
+        }
         Ok(())
     }
 

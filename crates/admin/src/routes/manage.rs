@@ -167,6 +167,12 @@ pub async fn validations(
     State(plane): State<Arc<AdminPlane>>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
+    plane
+        .registry
+        .store()
+        .api(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no API has id {id}")))?;
     let items: Vec<_> = plane
         .registry
         .store()
@@ -521,6 +527,46 @@ pub async fn networks(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct Certificate {
+    /// The system's own certificate, PEM.
+    certificate: String,
+}
+
+/// `PUT /api/v1/systems/{id}/client-certificate`: binds the system to it.
+pub async fn bind_certificate(
+    _: Operator,
+    State(plane): State<Arc<AdminPlane>>,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<Certificate>,
+) -> Result<Json<Value>, ApiError> {
+    let cert = plane
+        .registry
+        .bind_certificate(&id, &body.certificate, &Actor::Operator)
+        .await?;
+    Ok(Json(json!(cert)))
+}
+
+/// `GET /api/v1/systems/{id}/client-certificate`.
+pub async fn certificate(
+    _: Operator,
+    State(plane): State<Arc<AdminPlane>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!(plane.registry.certificate(&id).await?)))
+}
+
+/// `DELETE /api/v1/systems/{id}/client-certificate`.
+pub async fn unbind_certificate(
+    _: Operator,
+    State(plane): State<Arc<AdminPlane>>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    plane.registry.unbind_certificate(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NewKey {
     name: String,
 }
@@ -553,6 +599,12 @@ pub async fn keys(
     q: QueryResult<KeysQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let q = query(q)?;
+    plane
+        .registry
+        .store()
+        .system(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no system has id {id}")))?;
     let items = plane
         .registry
         .store()

@@ -80,6 +80,12 @@ pub fn router() -> Router<Arc<AdminPlane>> {
             get(manage::networks).put(manage::put_networks),
         )
         .route(
+            "/systems/{id}/client-certificate",
+            get(manage::certificate)
+                .put(manage::bind_certificate)
+                .delete(manage::unbind_certificate),
+        )
+        .route(
             "/systems/{id}/api-keys",
             get(manage::keys).post(manage::create_key),
         )
