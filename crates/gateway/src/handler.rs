@@ -31,6 +31,39 @@ const MAX_SCHEMA_ERRORS: usize = 50;
 /// The header existing provincial clients send their API key in.
 pub(crate) const API_KEY_HEADER: &str = "apikey";
 
+/// A system bound to a client certificate must have called with it.
+pub(crate) fn bound_certificate(
+    system: &SystemState,
+    presented: Option<&crate::PeerCertificate>,
+    lang: Lang,
+) -> Result<(), (Refusal, &'static str)> {
+    let Some(bound) = &system.client_cert else {
+        return Ok(());
+    };
+    let (vi, en, reason) = match presented {
+        Some(c) if *c.0 == **bound => return Ok(()),
+        Some(_) => (
+            "Chứng thư số của kết nối không phải chứng thư đã gắn với hệ thống {}",
+            "The connection's client certificate is not the one system {} is bound to",
+            "client_certificate_mismatch",
+        ),
+        None => (
+            "Hệ thống {} phải gọi qua TLS hai chiều bằng chứng thư số đã gắn với nó",
+            "System {} must call over mutual TLS with the client certificate it is bound to",
+            "client_certificate_missing",
+        ),
+    };
+    let refusal = Refusal::new(
+        ErrorCode::ClientCertificateRequired,
+        message(
+            lang,
+            &vi.replace("{}", &system.global_id),
+            &en.replace("{}", &system.global_id),
+        ),
+    );
+    Err((refusal, reason))
+}
+
 pub async fn gateway(
     State(plane): State<Arc<DataPlane>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -143,35 +176,12 @@ pub async fn gateway(
     call.consumer = Some(system.id.to_string());
 
     // 3. May it call this API, from there, now?
-    if let Some(bound) = &system.client_cert {
-        let presented = req.extensions().get::<crate::PeerCertificate>();
-        if presented.is_none_or(|c| *c.0 != **bound) {
-            let (vi, en) = if presented.is_some() {
-                (
-                    "Chứng thư số của kết nối không phải chứng thư đã gắn với hệ thống {}",
-                    "The connection's client certificate is not the one system {} is bound to",
-                )
-            } else {
-                (
-                    "Hệ thống {} phải gọi qua TLS hai chiều bằng chứng thư số đã gắn với nó",
-                    "System {} must call over mutual TLS with the client certificate it is bound to",
-                )
-            };
-            let refusal = Refusal::new(
-                ErrorCode::ClientCertificateRequired,
-                message(
-                    lang,
-                    &vi.replace("{}", &system.global_id),
-                    &en.replace("{}", &system.global_id),
-                ),
-            );
-            let reason = if presented.is_some() {
-                "client_certificate_mismatch"
-            } else {
-                "client_certificate_missing"
-            };
-            return refuse(&plane, call, refusal, soap, reason).await;
-        }
+    if let Err((refusal, reason)) = bound_certificate(
+        &system,
+        req.extensions().get::<crate::PeerCertificate>(),
+        lang,
+    ) {
+        return refuse(&plane, call, refusal, soap, reason).await;
     }
     if !system.allows(peer.ip()) {
         let refusal = Refusal::new(
@@ -430,8 +440,9 @@ async fn forward(
         parts.method,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
     );
-    let no_body =
-        declared.is_none_or(|n| n == 0) && !parts.headers.contains_key(header::TRANSFER_ENCODING);
+    // Asked of the body itself: an HTTP/2 request may carry a body with
+    // neither Content-Length nor Transfer-Encoding.
+    let no_body = declared == Some(0) || http_body::Body::is_end_stream(&body);
 
     // A body that must follow a data standard is read whole and checked first.
     let mut body = Some(body);
@@ -539,7 +550,8 @@ async fn forward(
         let mut response = match outcome {
             Ok(Ok(response)) => response,
             Ok(Err(e)) if meter.exceeded() => {
-                attempt.succeeded();
+                // The consumer's body was too big: nothing learnt of the upstream.
+                drop(attempt);
                 tracing::debug!(error = ?e, "request body over the limit");
                 return refuse(
                     plane,
@@ -598,6 +610,28 @@ async fn forward(
             attempt.failed(&format!("status {status}"));
             if more {
                 tracing::info!(request_id = %request_id, upstream = %tried.last().map_or("", |u| u.as_str()), status, "retrying on another upstream");
+                // Should no other upstream take the retry, the consumer
+                // learns what this one answered.
+                let code = match status {
+                    503 => ErrorCode::UpstreamUnavailable,
+                    504 => ErrorCode::GatewayTimeout,
+                    _ => ErrorCode::BadGateway,
+                };
+                let refusal = Refusal::new(
+                    code,
+                    message(
+                        lang,
+                        &format!(
+                            "Hệ thống cung cấp API {} trả lời lỗi {status} (mã yêu cầu {request_id})",
+                            route.name
+                        ),
+                        &format!(
+                            "The provider of {} answered {status} (request id {request_id})",
+                            route.name
+                        ),
+                    ),
+                );
+                last_failure = Some(("upstream_error_status", refusal));
                 continue;
             }
         } else {

@@ -118,6 +118,9 @@ pub fn start_health_checks(
                     })
                     .collect()
             };
+            let checked: std::collections::HashSet<String> =
+                targets.iter().map(|(url, _)| url.clone()).collect();
+            pool.forget_health_except(&checked);
             let checks = targets.into_iter().map(|(url, uri)| {
                 let client = client.clone();
                 let pool = pool.clone();

@@ -6,18 +6,18 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use axum::response::IntoResponse;
+use axum::{Extension, Json};
 use lgsp_registry::{Actor, NewRequest, NewTicket, RegistryError, SystemState};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::DataPlane;
 use crate::error::{ErrorCode, Lang, Refusal, message};
+use crate::{DataPlane, PeerCertificate};
 
 /// The answer of a self-service endpoint.
 pub struct Answer(Result<Response<Body>, Refusal>);
@@ -42,15 +42,19 @@ fn ok(status: StatusCode, body: Value) -> Answer {
     Answer(Ok((status, Json(body)).into_response()))
 }
 
-/// The caller, checked as the gateway checks it (credentials, network).
+/// The caller, checked as the gateway checks it (credentials, client
+/// certificate, network).
 fn caller(
     plane: &DataPlane,
     headers: &HeaderMap,
     peer: SocketAddr,
+    cert: Option<Extension<PeerCertificate>>,
 ) -> Result<(Arc<SystemState>, Lang), Refusal> {
     let lang = Lang::from_headers(headers);
     let snapshot = plane.registry.snapshot();
     let system = crate::handler::identify(plane, &snapshot, headers, lang).map_err(|e| e.0)?;
+    crate::handler::bound_certificate(&system, cert.as_ref().map(|c| &c.0), lang)
+        .map_err(|e| e.0)?;
     if !system.allows(peer.ip()) {
         return Err(Refusal::new(
             ErrorCode::NetworkNotAllowed,
@@ -120,10 +124,11 @@ pub struct CatalogueQuery {
 pub async fn catalogue(
     State(plane): State<Arc<DataPlane>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    cert: Option<Extension<PeerCertificate>>,
     headers: HeaderMap,
     query: Result<Query<CatalogueQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Answer {
-    attempt!(caller(&plane, &headers, peer));
+    attempt!(caller(&plane, &headers, peer, cert));
     let Query(query) =
         attempt!(query.map_err(|e| Refusal::new(ErrorCode::InvalidRequest, e.body_text())));
     let items = attempt!(
@@ -141,10 +146,11 @@ pub async fn catalogue(
 pub async fn spec(
     State(plane): State<Arc<DataPlane>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    cert: Option<Extension<PeerCertificate>>,
     headers: HeaderMap,
     Path((context, version)): Path<(String, String)>,
 ) -> Answer {
-    let (system, lang) = attempt!(caller(&plane, &headers, peer));
+    let (system, lang) = attempt!(caller(&plane, &headers, peer, cert));
     let snapshot = plane.registry.snapshot();
     let not_found = || {
         Refusal::new(
@@ -203,10 +209,11 @@ pub struct RequestQuery {
 pub async fn request_subscription(
     State(plane): State<Arc<DataPlane>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    cert: Option<Extension<PeerCertificate>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Answer {
-    let (system, _) = attempt!(caller(&plane, &headers, peer));
+    let (system, _) = attempt!(caller(&plane, &headers, peer, cert));
     let new: NewRequest = attempt!(parse_json(&body));
     let request = attempt!(
         plane
@@ -222,10 +229,11 @@ pub async fn request_subscription(
 pub async fn requests(
     State(plane): State<Arc<DataPlane>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    cert: Option<Extension<PeerCertificate>>,
     headers: HeaderMap,
     query: Result<Query<RequestQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Answer {
-    let (system, _) = attempt!(caller(&plane, &headers, peer));
+    let (system, _) = attempt!(caller(&plane, &headers, peer, cert));
     let Query(query) =
         attempt!(query.map_err(|e| Refusal::new(ErrorCode::InvalidRequest, e.body_text())));
     let (consumer, provider) = match query.role.as_deref() {
@@ -283,10 +291,11 @@ async fn visible_request(
 pub async fn request(
     State(plane): State<Arc<DataPlane>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    cert: Option<Extension<PeerCertificate>>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Answer {
-    let (system, _) = attempt!(caller(&plane, &headers, peer));
+    let (system, _) = attempt!(caller(&plane, &headers, peer, cert));
     let (request, _, _) = attempt!(visible_request(&plane, &system, &id).await);
     let events = attempt!(
         plane
@@ -313,11 +322,12 @@ pub struct DecisionBody {
 pub async fn decide(
     State(plane): State<Arc<DataPlane>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    cert: Option<Extension<PeerCertificate>>,
     headers: HeaderMap,
     Path((id, action)): Path<(String, String)>,
     body: Bytes,
 ) -> Answer {
-    let (system, lang) = attempt!(caller(&plane, &headers, peer));
+    let (system, lang) = attempt!(caller(&plane, &headers, peer, cert));
     let decision: DecisionBody = if body.is_empty() {
         DecisionBody::default()
     } else {
@@ -365,10 +375,11 @@ pub struct TicketQuery {
 pub async fn open_ticket(
     State(plane): State<Arc<DataPlane>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    cert: Option<Extension<PeerCertificate>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Answer {
-    let (system, _) = attempt!(caller(&plane, &headers, peer));
+    let (system, _) = attempt!(caller(&plane, &headers, peer, cert));
     let new: NewTicket = attempt!(parse_json(&body));
     let ticket = attempt!(
         plane
@@ -384,10 +395,11 @@ pub async fn open_ticket(
 pub async fn tickets(
     State(plane): State<Arc<DataPlane>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    cert: Option<Extension<PeerCertificate>>,
     headers: HeaderMap,
     query: Result<Query<TicketQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Answer {
-    let (system, _) = attempt!(caller(&plane, &headers, peer));
+    let (system, _) = attempt!(caller(&plane, &headers, peer, cert));
     let Query(query) =
         attempt!(query.map_err(|e| Refusal::new(ErrorCode::InvalidRequest, e.body_text())));
     let items = attempt!(
@@ -432,10 +444,11 @@ async fn ticket_side(
 pub async fn ticket(
     State(plane): State<Arc<DataPlane>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    cert: Option<Extension<PeerCertificate>>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Answer {
-    let (system, _) = attempt!(caller(&plane, &headers, peer));
+    let (system, _) = attempt!(caller(&plane, &headers, peer, cert));
     let (ticket, _) = attempt!(ticket_side(&plane, &system, &id).await);
     let messages = attempt!(
         plane
@@ -463,11 +476,12 @@ pub struct Reply {
 pub async fn reply(
     State(plane): State<Arc<DataPlane>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    cert: Option<Extension<PeerCertificate>>,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Answer {
-    let (system, _) = attempt!(caller(&plane, &headers, peer));
+    let (system, _) = attempt!(caller(&plane, &headers, peer, cert));
     let reply: Reply = attempt!(parse_json(&body));
     let (_, side) = attempt!(ticket_side(&plane, &system, &id).await);
     let ticket = attempt!(

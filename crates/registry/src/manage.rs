@@ -289,6 +289,12 @@ impl Registry {
         };
         let current = self.store().api(id).await?;
         let current = self.api_row(current, id)?;
+        if to != "retired" && past_retirement(&current) {
+            return Err(RegistryError::Conflict(format!(
+                "the API was retired on {}; publish a new version instead",
+                current.retire_on.as_deref().unwrap_or("")
+            )));
+        }
         if current.protocol == "builtin" && to != "published" {
             return Err(RegistryError::Conflict(
                 "a built-in API of the platform cannot leave the published state".to_owned(),
@@ -617,12 +623,17 @@ impl Registry {
         actor: &Actor,
     ) -> Result<SubscriptionRequest, RegistryError> {
         let api = self.api_named(&new.api).await?;
-        if !matches!(api.status.as_str(), "published" | "deprecated") {
+        let status = if past_retirement(&api) {
+            "retired"
+        } else {
+            api.status.as_str()
+        };
+        if !matches!(status, "published" | "deprecated") {
             return Err(RegistryError::invalid(
                 "api",
                 format!(
-                    "{} is {}; only published APIs take subscriptions",
-                    new.api, api.status
+                    "{} is {status}; only published APIs take subscriptions",
+                    new.api
                 ),
             ));
         }
@@ -647,6 +658,16 @@ impl Registry {
         let purpose = required_text("purpose", &new.purpose)?;
         let legal_basis = required_text("legal_basis", &new.legal_basis)?;
         if let Some(p) = &new.plan {
+            // Approved at once, nobody would have agreed to the plan asked for.
+            if api.shared_by_default {
+                return Err(RegistryError::invalid(
+                    "plan",
+                    format!(
+                        "{} is shared by default: its subscriptions take the API's default plan; ask without a plan",
+                        new.api
+                    ),
+                ));
+            }
             self.plan_exists("plan", p).await?;
         }
         let now = OffsetDateTime::now_utc();
@@ -917,6 +938,18 @@ impl Registry {
                 format!("no system has id {consumer}"),
             ));
         }
+        let open = self
+            .store()
+            .tickets(Some(consumer), None, Some("open"))
+            .await?
+            .iter()
+            .filter(|t| t.consumer_system == consumer)
+            .count();
+        if open >= MAX_OPEN_TICKETS {
+            return Err(RegistryError::Conflict(format!(
+                "this system already has {open} open tickets; close some before opening more"
+            )));
+        }
         if !matches!(new.kind.as_str(), "problem" | "question" | "request") {
             return Err(RegistryError::invalid(
                 "kind",
@@ -979,6 +1012,21 @@ impl Registry {
 
 const DAY: &[time::format_description::FormatItem<'static>] =
     time::macros::format_description!("[year]-[month]-[day]");
+
+/// Open tickets one consumer system may have at a time.
+const MAX_OPEN_TICKETS: usize = 100;
+
+/// A deprecated API whose retirement day has begun (Vietnam time) is retired,
+/// whatever its stored status says.
+fn past_retirement(api: &Api) -> bool {
+    let today = OffsetDateTime::now_utc()
+        .to_offset(workdays::VIETNAM)
+        .date();
+    api.retire_on
+        .as_deref()
+        .and_then(|d| Date::parse(d, DAY).ok())
+        .is_some_and(|d| d <= today)
+}
 
 fn parse_day(field: &'static str, day: &str) -> Result<Date, RegistryError> {
     Date::parse(day, DAY).map_err(|_| {
@@ -1150,27 +1198,6 @@ fn matches(entry: &CatalogueEntry, words: &[String]) -> bool {
     words.iter().all(|w| haystack.contains(w.as_str()))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn folding_ignores_diacritics_and_case() {
-        assert_eq!(fold("Đăng ký Khai sinh"), "dang ky khai sinh");
-        // Decomposed input folds the same as composed.
-        assert_eq!(fold("Ho\u{323}\u{302} ti\u{323}ch"), fold("Hộ tịch"));
-    }
-
-    #[test]
-    fn operation_paths() {
-        assert!(operation_path("/khaisinh").is_ok());
-        assert!(operation_path("/hoso/{id}/tepdinhkem").is_ok());
-        assert!(operation_path("khaisinh").is_err());
-        assert!(operation_path("/a/{id").is_err());
-        assert!(operation_path("/a//b").is_err());
-    }
-}
-
 /// What the platform keeps of a client certificate it was given.
 struct CheckedCertificate {
     sha256: String,
@@ -1228,4 +1255,25 @@ fn check_certificate(pem: &str) -> Result<CheckedCertificate, RegistryError> {
         issuer: cert.issuer().to_string(),
         not_after: fmt(not_after),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folding_ignores_diacritics_and_case() {
+        assert_eq!(fold("Đăng ký Khai sinh"), "dang ky khai sinh");
+        // Decomposed input folds the same as composed.
+        assert_eq!(fold("Ho\u{323}\u{302} ti\u{323}ch"), fold("Hộ tịch"));
+    }
+
+    #[test]
+    fn operation_paths() {
+        assert!(operation_path("/khaisinh").is_ok());
+        assert!(operation_path("/hoso/{id}/tepdinhkem").is_ok());
+        assert!(operation_path("khaisinh").is_err());
+        assert!(operation_path("/a/{id").is_err());
+        assert!(operation_path("/a//b").is_err());
+    }
 }

@@ -85,6 +85,10 @@ pub struct Registry {
     due_days: std::sync::atomic::AtomicU32,
     /// Compiled data standards; a standard's version never changes.
     validators: std::sync::Mutex<crate::snapshot::ValidatorCache>,
+    /// One reload at a time, from its first read to its publication: a
+    /// reload that read the rows before a change can never publish after the
+    /// reload that saw it.
+    reloading: tokio::sync::Mutex<()>,
 }
 
 impl Registry {
@@ -95,6 +99,7 @@ impl Registry {
             snapshot: ArcSwap::from_pointee(Snapshot::default()),
             due_days: std::sync::atomic::AtomicU32::new(2),
             validators: std::sync::Mutex::default(),
+            reloading: tokio::sync::Mutex::new(()),
         };
         registry.reload().await?;
         Ok(registry)
@@ -125,6 +130,7 @@ impl Registry {
 
     /// Rebuilds the snapshot from the store and publishes it.
     pub async fn reload(&self) -> Result<(), RegistryError> {
+        let _one_at_a_time = self.reloading.lock().await;
         let rows = crate::snapshot::Rows {
             systems: self.store.systems().await?,
             apis: self.store.apis().await?,

@@ -62,23 +62,29 @@ pub struct ValidationRule {
 }
 
 impl ValidationRule {
-    /// `rest` is the path below the API (`/khaisinh/12`). Empty segments do
-    /// not count, so `/khaisinh/12/` and `//khaisinh/12` are checked too:
-    /// most providers route them to the same operation.
+    /// `rest` is the path below the API (`/khaisinh/12`). The rule errs on
+    /// the side of checking: it matches every spelling a provider might route
+    /// to the same operation. The path is percent-decoded before it is split
+    /// (`%2F` counts as `/`), empty segments do not count (`/khaisinh/12/`,
+    /// `//khaisinh/12`), `;` parameters are dropped (`/khaisinh;v=1/12`), and
+    /// literal segments compare without regard to case (`/KhaiSinh/12`).
     pub fn matches(&self, method: &Method, rest: &str) -> bool {
         match &self.method {
             Some(m) if m != method => return false,
             None if !matches!(*method, Method::POST | Method::PUT | Method::PATCH) => return false,
             _ => {}
         }
-        let mut parts = rest.split('/').filter(|s| !s.is_empty());
+        let decoded = percent_encoding_decode(rest);
+        let mut parts = decoded
+            .split('/')
+            .map(|s| s.split(';').next().unwrap_or(""))
+            .filter(|s| !s.is_empty());
         for want in &self.segments {
             match (parts.next(), want) {
                 (None, _) => return false,
                 (Some(_), None) => {}
                 (Some(got), Some(lit)) => {
-                    let decoded = percent_encoding_decode(got);
-                    if decoded != **lit {
+                    if got != &**lit && got.to_lowercase() != lit.to_lowercase() {
                         return false;
                     }
                 }
@@ -457,7 +463,16 @@ mod tests {
     #[test]
     fn a_rule_cannot_be_dodged_with_slashes_or_encoding() {
         let r = rule(Some(Method::POST), "/hoso/{ma}");
-        for path in ["/hoso/1", "/hoso/1/", "//hoso/1", "/hoso//1", "/h%6Fso/1"] {
+        for path in [
+            "/hoso/1",
+            "/hoso/1/",
+            "//hoso/1",
+            "/hoso//1",
+            "/h%6Fso/1",
+            "/HoSo/1",
+            "/hoso;v=2/1",
+            "%2Fhoso%2F1",
+        ] {
             assert!(r.matches(&Method::POST, path), "{path}");
         }
         for path in ["/hoso", "/hoso/1/2", "/khac/1", ""] {

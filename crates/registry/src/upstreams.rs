@@ -145,9 +145,15 @@ impl Attempt {
     /// The upstream answered (with any status that is not a gateway failure).
     pub fn succeeded(self) {
         let mut state = self.upstream.lock();
-        state.consecutive_failures = 0;
-        state.opened_at = None;
-        state.trial_running = false;
+        // Once the breaker is open, only its trial call may close it: a late
+        // answer to a call sent before it opened says little of now.
+        if self.trial || state.opened_at.is_none() {
+            state.consecutive_failures = 0;
+            state.opened_at = None;
+        }
+        if self.trial {
+            state.trial_running = false;
+        }
     }
 
     /// The upstream could not be reached, timed out, or answered 502/503/504.
@@ -156,8 +162,12 @@ impl Attempt {
         let mut state = self.upstream.lock();
         state.consecutive_failures = state.consecutive_failures.saturating_add(1);
         state.last_failure = Some(what.to_owned());
-        state.trial_running = false;
-        if self.trial || state.consecutive_failures >= BREAKER_THRESHOLD {
+        if self.trial {
+            state.trial_running = false;
+        }
+        if self.trial
+            || (state.opened_at.is_none() && state.consecutive_failures >= BREAKER_THRESHOLD)
+        {
             state.opened_at = Some(Instant::now());
             tracing::warn!(upstream = %self.upstream.url, failures = state.consecutive_failures, "circuit breaker opened");
         }
@@ -192,6 +202,23 @@ impl UpstreamPool {
         let u = Arc::new(Upstream::new(url));
         map.insert(url.to_owned(), u.clone());
         u
+    }
+
+    /// Forgets the health verdict of every upstream not in `checked`: one
+    /// whose health check was removed is no longer held out of service.
+    pub fn forget_health_except(&self, checked: &std::collections::HashSet<String>) {
+        let map = self
+            .upstreams
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for (url, upstream) in map.iter() {
+            if !checked.contains(url) {
+                let mut state = upstream.lock();
+                state.healthy = None;
+                state.last_check = None;
+                state.last_check_error = None;
+            }
+        }
     }
 
     /// Picks the next usable upstream of an API, round robin, skipping

@@ -6,6 +6,9 @@ use sqlx::types::Json;
 
 use crate::{Api, Store, StoreError, Subscription};
 
+/// Longest list of subscription requests or tickets one query answers.
+pub const MAX_LISTED: usize = 1000;
+
 #[derive(Clone, Debug, Serialize, sqlx::FromRow)]
 pub struct Plan {
     pub id: String,
@@ -68,7 +71,10 @@ pub struct Validation {
     pub api_id: String,
     pub method: String,
     pub path: String,
+    /// Answered as `standard` and `version`, the names a rule is given by.
+    #[serde(rename = "standard")]
     pub standard_id: String,
+    #[serde(rename = "version")]
     pub standard_version: String,
 }
 
@@ -508,7 +514,10 @@ impl Store {
     }
 
     /// Calls let through per consumer and API since `month_start_us`, and
-    /// of those since `day_start_us`: the quotas' starting counts.
+    /// of those since `day_start_us`: the quotas' starting counts. A call
+    /// counts once it passed the limits, as the gateway counts it, even if it
+    /// was refused later (its body broke a data standard, the provider was
+    /// down): only the refusals made before the limits are left out.
     pub async fn admitted_calls(
         &self,
         month_start_us: i64,
@@ -516,7 +525,12 @@ impl Store {
     ) -> Result<Vec<(String, String, i64, i64)>, StoreError> {
         Ok(sqlx::query_as(
             "SELECT consumer, api, SUM(time_us >= ?), COUNT(*) FROM calls \
-             WHERE time_us >= ? AND reason IS NULL AND consumer IS NOT NULL AND api IS NOT NULL \
+             WHERE time_us >= ? AND consumer IS NOT NULL AND api IS NOT NULL \
+             AND (reason IS NULL OR reason NOT IN ('no_api_in_path', 'dot_segment', \
+             'unknown_api', 'api_not_published', 'api_retired', 'missing_token', \
+             'invalid_token', 'invalid_api_key', 'unknown_system', 'system_disabled', \
+             'secret_rotated', 'client_certificate_missing', 'client_certificate_mismatch', \
+             'network_not_allowed', 'not_subscribed', 'rate_limited', 'quota_day', 'quota_month')) \
              GROUP BY consumer, api",
         )
         .bind(day_start_us)
@@ -574,6 +588,7 @@ impl Store {
     }
 
     /// Requests, newest first; filtered by status, consumer and the API's provider.
+    /// Newest first, at most [`MAX_LISTED`].
     pub async fn requests(
         &self,
         status: Option<&str>,
@@ -583,7 +598,8 @@ impl Store {
         let sql = format!(
             "SELECT {REQUEST_COLUMNS} FROM subscription_requests r JOIN apis a ON a.id = r.api_id \
              WHERE (?1 IS NULL OR r.status = ?1) AND (?2 IS NULL OR r.consumer_system = ?2) \
-             AND (?3 IS NULL OR a.provider_system = ?3) ORDER BY r.requested_at DESC, r.id DESC"
+             AND (?3 IS NULL OR a.provider_system = ?3) ORDER BY r.requested_at DESC, r.id DESC \
+             LIMIT {MAX_LISTED}"
         );
         Ok(sqlx::query_as(&sql)
             .bind(status)
@@ -908,6 +924,7 @@ impl Store {
     }
 
     /// Tickets, newest activity first: a consumer's, or those on a provider's APIs, or all.
+    /// Most recently changed first, at most [`MAX_LISTED`].
     pub async fn tickets(
         &self,
         consumer: Option<&str>,
@@ -918,7 +935,8 @@ impl Store {
             "SELECT {TICKET_COLUMNS} FROM tickets t JOIN apis a ON a.id = t.api_id \
              WHERE (?1 IS NULL OR t.consumer_system = ?1 OR a.provider_system = ?2) \
              AND (?2 IS NULL OR a.provider_system = ?2 OR t.consumer_system = ?1) \
-             AND (?3 IS NULL OR t.status = ?3) ORDER BY t.updated_at DESC, t.id DESC"
+             AND (?3 IS NULL OR t.status = ?3) ORDER BY t.updated_at DESC, t.id DESC \
+             LIMIT {MAX_LISTED}"
         );
         Ok(sqlx::query_as(&sql)
             .bind(consumer)

@@ -133,3 +133,193 @@ async fn registry_from_the_command_line() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("unauthorized"));
     p.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_management_from_the_command_line() {
+    let p = Platform::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let run = |args: &[&str]| tokio::task::block_in_place(|| lgsp(&p, args));
+    let ok = |args: &[&str]| {
+        let (ok, v, err) = run(args);
+        assert!(ok, "lgsp {args:?}: {err}");
+        v
+    };
+
+    p.unit("000.00.20.H41", "Sở Tư pháp").await;
+    let provider = p.system("000.00.20.H41", "hotich").await;
+    let consumer = p.system("000.00.20.H41", "motcua").await;
+    let upstream = crate::support::start_upstream().await;
+    let plan = ok(&[
+        "plan",
+        "add",
+        "--id",
+        "coban",
+        "--name",
+        "Cơ bản",
+        "--rate",
+        "50",
+        "--per-day",
+        "10000",
+    ]);
+    assert_eq!(plan["rate"], 50);
+    let api = ok(&[
+        "api",
+        "add",
+        "--provider",
+        &provider.id,
+        "--name",
+        "Tra cứu hộ tịch",
+        "--context",
+        "hotich",
+        "--version",
+        "1.0",
+        "--upstream",
+        &format!("http://{upstream}/up"),
+        "--tag",
+        "Hộ tịch",
+        "--default-plan",
+        "coban",
+    ]);
+    assert_eq!(api["status"], "draft");
+    let id = api["id"].as_str().unwrap().to_owned();
+    assert_eq!(ok(&["api", "publish", &id])["status"], "published");
+
+    // A bad specification is refused with its reason; a good one is kept.
+    let (done, _, err) = run(&[
+        "api",
+        "spec",
+        &id,
+        &file("bad.yaml", "openapi: [3.0\n  : :"),
+    ]);
+    assert!(!done);
+    assert!(err.contains("invalid_spec"), "{err}");
+    let spec = "openapi: 3.1.0\ninfo:\n  title: Hộ tịch\n  version: '1.0'\npaths: {}\n";
+    assert_eq!(
+        ok(&["api", "spec", &id, &file("ok.yaml", spec)])["kind"],
+        "openapi"
+    );
+
+    // A data standard, required of POST bodies.
+    let schema =
+        r#"{"type": "object", "required": ["so"], "properties": {"so": {"type": "string"}}}"#;
+    ok(&[
+        "standard",
+        "add",
+        "--id",
+        "khaisinh",
+        "--version",
+        "1.0",
+        "--name",
+        "Khai sinh",
+        "--schema",
+        &file("khaisinh.json", schema),
+    ]);
+    let rules = ok(&[
+        "api",
+        "validations",
+        &id,
+        "--rule",
+        "POST /khaisinh khaisinh/1.0",
+    ]);
+    assert_eq!(rules["items"][0]["standard"], "khaisinh", "{rules}");
+    let (done, _, err) = run(&["api", "validations", &id, "--rule", "POST /khaisinh"]);
+    assert!(!done);
+    assert!(err.contains("METHOD PATH STANDARD/VERSION"), "{err}");
+
+    // The catalogue finds it without diacritics.
+    let found = ok(&["catalog", "ho tich"]);
+    assert!(found.to_string().contains("hotich/1.0"), "{found}");
+
+    // Onboarding: asked for the consumer, approved with a plan.
+    let request = ok(&[
+        "request",
+        "add",
+        "--consumer",
+        &consumer.id,
+        "--api",
+        "hotich/1.0",
+        "--purpose",
+        "Liên thông một cửa",
+        "--legal-basis",
+        "Nghị định 45/2020/NĐ-CP",
+    ]);
+    assert_eq!(request["status"], "pending");
+    let listed = ok(&["request", "list", "--status", "pending"]);
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1, "{listed}");
+    let (done, _, err) = run(&[
+        "request",
+        "refuse",
+        request["id"].as_str().unwrap(),
+        "--reason",
+        " ",
+    ]);
+    assert!(!done, "a refusal needs a reason");
+    assert!(err.contains("reason"), "{err}");
+    let approved = ok(&[
+        "request",
+        "approve",
+        request["id"].as_str().unwrap(),
+        "--plan",
+        "coban",
+    ]);
+    assert_eq!(approved["status"], "approved");
+
+    // Network rules, API keys and client certificates of the consumer.
+    let nets = ok(&["network", "set", &consumer.id, "127.0.0.0/8", "::1"]);
+    assert_eq!(nets["items"].as_array().unwrap().len(), 2, "{nets}");
+    let key = ok(&[
+        "apikey",
+        "create",
+        &consumer.id,
+        "--name",
+        "máy chủ một cửa",
+    ]);
+    let secret = key["key"].as_str().unwrap().to_owned();
+    let resp = p
+        .http
+        .post(format!("{}/hotich/1.0/khaisinh", p.data))
+        .header("apikey", &secret)
+        .json(&serde_json::json!({"so": "KS-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let resp = p
+        .http
+        .post(format!("{}/hotich/1.0/khaisinh", p.data))
+        .header("apikey", &secret)
+        .json(&serde_json::json!({"so": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400, "the standard applies");
+    let listed = ok(&["apikey", "list", &consumer.id]);
+    assert!(!listed.to_string().contains(&secret), "a key is shown once");
+    let (done, _, err) = run(&[
+        "cert",
+        "bind",
+        &consumer.id,
+        &file("not.pem", "không phải PEM"),
+    ]);
+    assert!(!done);
+    assert!(err.contains("certificate"), "{err}");
+    let (done, _, err) = run(&["cert", "show", &consumer.id]);
+    assert!(!done);
+    assert!(err.contains("not_found"), "{err}");
+
+    // Holidays and lifecycle.
+    ok(&["holiday", "add", "2026-09-02", "--name", "Quốc khánh"]);
+    let (done, _, err) = run(&["holiday", "add", "2026-02-30", "--name", "x"]);
+    assert!(!done);
+    assert!(err.contains("invalid_request"), "{err}");
+    let deprecated = ok(&["api", "deprecate", &id, "--retire-on", "2099-12-31"]);
+    assert_eq!(deprecated["status"], "deprecated");
+    let history = ok(&["api", "history", &id]);
+    assert!(history["items"].as_array().unwrap().len() >= 3, "{history}");
+    p.stop().await;
+}

@@ -260,6 +260,19 @@ async fn a_system_bound_to_a_client_certificate_calls_only_with_it() {
     let with_own = client(Some((&own_cert, &own_key)));
     let resp = call(&with_own).await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
+    // The self-service routes hold the system to its certificate too.
+    let catalogue = |http: &reqwest::Client| {
+        http.get(format!("{data}/catalog"))
+            .bearer_auth(&token)
+            .send()
+    };
+    let resp = catalogue(&anonymous).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["error"],
+        "client_certificate_required"
+    );
+    assert_eq!(catalogue(&with_own).await.unwrap().status(), StatusCode::OK);
 
     // A certificate from a CA the platform does not trust fails the handshake.
     let (stranger_cert, stranger_key) = outside.issue("la.example", ClientAuth);
