@@ -166,6 +166,11 @@ impl TokenService {
                 }
             })?;
         let claims = data.claims;
+        // RFC 7519: not accepted on or after `exp` (the library still takes
+        // the second of `exp` itself; the cache above does not).
+        if claims.exp <= now {
+            return Err(TokenError::Expired);
+        }
         let verified = Verified {
             system_id: claims.sub.into(),
             client_id: claims.client_id.into(),

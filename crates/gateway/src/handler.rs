@@ -444,7 +444,19 @@ async fn forward(
     // neither Content-Length nor Transfer-Encoding.
     let no_body = declared == Some(0) || http_body::Body::is_end_stream(&body);
 
-    // A body that must follow a data standard is read whole and checked first.
+    // A body that must follow a data standard is read whole and checked first;
+    // a path that providers could split differently is not guessed at.
+    if !route.validations.is_empty() && lgsp_registry::ambiguous_path(rest) {
+        let refusal = Refusal::new(
+            ErrorCode::InvalidRequest,
+            message(
+                lang,
+                "Đường dẫn có ký tự dễ gây hiểu lầm (\\, ;, /, ký tự điều khiển viết mã hóa); API này kiểm tra dữ liệu theo chuẩn nên không nhận đường dẫn như vậy",
+                "The path holds characters providers read differently (\\, ;, an escaped / or control character); this API checks bodies against a data standard and takes no such path",
+            ),
+        );
+        return refuse(plane, call, refusal, soap, "ambiguous_path").await;
+    }
     let mut body = Some(body);
     let mut replay: Option<Bytes> = (idempotent && no_body).then(Bytes::new);
     if let Some(rule) = route
@@ -680,8 +692,8 @@ async fn forward(
 
 /// A body that must follow a data standard: `None` if it does.
 fn check_body(bytes: &[u8], rule: &lgsp_registry::ValidationRule, lang: Lang) -> Option<Refusal> {
-    let value: serde_json::Value = match serde_json::from_slice(bytes) {
-        Ok(v) => v,
+    let value = match serde_json::from_slice::<crate::strict::StrictJson>(bytes) {
+        Ok(v) => v.0,
         Err(e) => {
             return Some(Refusal::new(
                 ErrorCode::InvalidJson,

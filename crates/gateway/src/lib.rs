@@ -9,6 +9,7 @@ pub mod limits;
 mod log;
 mod manage;
 mod proxy;
+mod strict;
 mod token;
 
 use std::sync::Arc;

@@ -96,6 +96,13 @@ fn registry_refusal(e: RegistryError) -> Refusal {
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Refusal> {
+    // serde would take an array for a struct, its fields by position.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(Refusal::new(
+            ErrorCode::InvalidRequest,
+            "the body must be a JSON object of the documented fields".to_owned(),
+        ));
+    }
     serde_json::from_slice(body).map_err(|e| {
         Refusal::new(
             ErrorCode::InvalidRequest,
@@ -165,6 +172,10 @@ pub async fn spec(
     let Some(route) = snapshot.route(&context, &version).cloned() else {
         return Answer(Err(not_found()));
     };
+    // A draft is its provider's business alone.
+    if route.status == lgsp_registry::ApiStatus::Draft && *route.provider_system != *system.id {
+        return Answer(Err(not_found()));
+    }
     let allowed = route.shared_by_default
         || *route.provider_system == *system.id
         || snapshot.is_subscribed(&system.id, &route.api_id);

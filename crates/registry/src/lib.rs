@@ -17,7 +17,9 @@ pub use manage::{
     NewValidation, fold,
 };
 pub use service::{NewApi, NewSystem, NewUnit, Registry, SystemUpdate, now_rfc3339};
-pub use snapshot::{ApiStatus, PlanLimits, Protocol, Route, Snapshot, SystemState, ValidationRule};
+pub use snapshot::{
+    ApiStatus, PlanLimits, Protocol, Route, Snapshot, SystemState, ValidationRule, ambiguous_path,
+};
 
 /// The X-Road style class of every system this platform registers.
 pub const MEMBER_CLASS: &str = "GOV";

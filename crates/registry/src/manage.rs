@@ -231,6 +231,12 @@ impl Registry {
             }
             change.default_plan = Some(plan.clone());
         }
+        if change == ApiChange::default() {
+            return Err(RegistryError::invalid(
+                "body",
+                "nothing to change: name at least one field",
+            ));
+        }
         let api = self
             .store()
             .update_api(id, &change, actor.name(), &now_rfc3339())
@@ -745,11 +751,23 @@ impl Registry {
                 }
             }
             "refuse" => {
+                if plan.is_some() {
+                    return Err(RegistryError::invalid(
+                        "plan",
+                        "only an approval takes a plan",
+                    ));
+                }
                 reason_text = required_text("reason", reason.unwrap_or(""))
                     .map_err(|_| RegistryError::invalid("reason", "a refusal must say why"))?;
                 Decision::Refuse {
                     reason: &reason_text,
                 }
+            }
+            "withdraw" if plan.is_some() || reason.is_some() => {
+                return Err(RegistryError::invalid(
+                    "withdraw",
+                    "a withdrawal takes neither a plan nor a reason",
+                ));
             }
             "withdraw" => Decision::Withdraw,
             other => {
@@ -835,9 +853,10 @@ impl Registry {
                     )
                 })?;
             let note = validate::text("note", &n.note, 255)?;
-            rows.push((net.trunc().to_string(), note));
+            rows.push((ipv4_if_mapped(net).trunc().to_string(), note));
         }
-        rows.sort();
+        // Repeats merge, keeping a note one of them had.
+        rows.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
         rows.dedup_by(|a, b| a.0 == b.0);
         self.store()
             .set_networks(system_id, &rows, &now_rfc3339())
@@ -938,17 +957,18 @@ impl Registry {
                 format!("no system has id {consumer}"),
             ));
         }
-        let open = self
-            .store()
-            .tickets(Some(consumer), None, Some("open"))
-            .await?
-            .iter()
-            .filter(|t| t.consumer_system == consumer)
-            .count();
-        if open >= MAX_OPEN_TICKETS {
-            return Err(RegistryError::Conflict(format!(
-                "this system already has {open} open tickets; close some before opening more"
-            )));
+        if api.status == "draft" {
+            // Drafts are not in the catalogue: not even their existence is told.
+            return Err(RegistryError::invalid(
+                "api",
+                format!("no published API is named {}", new.api),
+            ));
+        }
+        if api.provider_system == consumer {
+            return Err(RegistryError::invalid(
+                "api",
+                "a system does not open tickets on its own API",
+            ));
         }
         if !matches!(new.kind.as_str(), "problem" | "question" | "request") {
             return Err(RegistryError::invalid(
@@ -971,7 +991,7 @@ impl Registry {
             updated_at: now,
         };
         self.store()
-            .insert_ticket(&ticket, actor.name(), &body)
+            .insert_ticket(&ticket, actor.name(), &body, MAX_OPEN_TICKETS)
             .await?;
         Ok(ticket)
     }
@@ -1013,6 +1033,19 @@ impl Registry {
 const DAY: &[time::format_description::FormatItem<'static>] =
     time::macros::format_description!("[year]-[month]-[day]");
 
+/// An IPv4-mapped IPv6 network (`::ffff:10.0.0.0/104`) is the IPv4 network it
+/// maps, as the gateway sees such callers as IPv4.
+fn ipv4_if_mapped(net: ipnet::IpNet) -> ipnet::IpNet {
+    match net {
+        ipnet::IpNet::V6(v6) if v6.prefix_len() >= 96 => v6
+            .addr()
+            .to_ipv4_mapped()
+            .and_then(|v4| ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96).ok())
+            .map_or(net, ipnet::IpNet::V4),
+        other => other,
+    }
+}
+
 /// Open tickets one consumer system may have at a time.
 const MAX_OPEN_TICKETS: usize = 100;
 
@@ -1030,7 +1063,10 @@ fn past_retirement(api: &Api) -> bool {
 
 fn parse_day(field: &'static str, day: &str) -> Result<Date, RegistryError> {
     Date::parse(day, DAY).map_err(|_| {
-        RegistryError::invalid(field, format!("{day:?} is not a day written YYYY-MM-DD"))
+        RegistryError::invalid(
+            field,
+            format!("{day:?} is not a calendar day written YYYY-MM-DD"),
+        )
     })
 }
 
@@ -1111,9 +1147,18 @@ fn operation_path(path: &str) -> Result<(), RegistryError> {
         ));
     }
     for segment in path.split('/').skip(1) {
-        let param = segment.starts_with('{') && segment.ends_with('}') && segment.len() > 2;
+        let param = segment.len() > 2
+            && segment.starts_with('{')
+            && segment.ends_with('}')
+            && !segment[1..segment.len() - 1].contains(['{', '}']);
+        // A literal is written as a request spells it after decoding: no
+        // escapes, parameters, dot segments or white space, which no
+        // request path would match.
         if !param
-            && (segment.contains(['{', '}', '?', '#']) || segment.chars().any(char::is_control))
+            && (segment.contains(['{', '}', '?', '#', '%', ';', '\\'])
+                || segment == "."
+                || segment == ".."
+                || segment.chars().any(|c| c.is_control() || c.is_whitespace()))
         {
             return Err(RegistryError::invalid(
                 "path",
@@ -1275,5 +1320,28 @@ mod tests {
         assert!(operation_path("khaisinh").is_err());
         assert!(operation_path("/a/{id").is_err());
         assert!(operation_path("/a//b").is_err());
+        assert_eq!(
+            ipv4_if_mapped("::ffff:127.0.0.1/128".parse().unwrap()).to_string(),
+            "127.0.0.1/32"
+        );
+        assert_eq!(
+            ipv4_if_mapped("::ffff:0.0.0.0/96".parse().unwrap()).to_string(),
+            "0.0.0.0/0"
+        );
+        assert_eq!(
+            ipv4_if_mapped("2001:db8::/48".parse().unwrap()).to_string(),
+            "2001:db8::/48"
+        );
+        for never in [
+            "/x%2Fy",
+            "/a;v=1",
+            "/../d",
+            "/b/{a}{b}",
+            "/a b",
+            "/a\\b",
+            "/./a",
+        ] {
+            assert!(operation_path(never).is_err(), "{never}");
+        }
     }
 }

@@ -62,29 +62,36 @@ pub struct ValidationRule {
 }
 
 impl ValidationRule {
-    /// `rest` is the path below the API (`/khaisinh/12`). The rule errs on
-    /// the side of checking: it matches every spelling a provider might route
-    /// to the same operation. The path is percent-decoded before it is split
-    /// (`%2F` counts as `/`), empty segments do not count (`/khaisinh/12/`,
-    /// `//khaisinh/12`), `;` parameters are dropped (`/khaisinh;v=1/12`), and
-    /// literal segments compare without regard to case (`/KhaiSinh/12`).
+    /// `rest` is the path below the API (`/khaisinh/12`), one that
+    /// [`ambiguous_path`] let through. The rule errs on the side of checking:
+    /// it matches every spelling a provider might route to the same
+    /// operation. The path is percent-decoded, empty segments do not count
+    /// (`/khaisinh/12/`, `//khaisinh/12`), white space around a segment is
+    /// dropped, and literal segments and the method compare without regard
+    /// to case or diacritics (`/KhaiSinh/12`, `/KHAİSINH/12`, `post`).
     pub fn matches(&self, method: &Method, rest: &str) -> bool {
+        let name = method.as_str();
         match &self.method {
-            Some(m) if m != method => return false,
-            None if !matches!(*method, Method::POST | Method::PUT | Method::PATCH) => return false,
+            Some(m) if !m.as_str().eq_ignore_ascii_case(name) => return false,
+            None if !["POST", "PUT", "PATCH"]
+                .iter()
+                .any(|m| m.eq_ignore_ascii_case(name)) =>
+            {
+                return false;
+            }
             _ => {}
         }
         let decoded = percent_encoding_decode(rest);
-        let mut parts = decoded
-            .split('/')
-            .map(|s| s.split(';').next().unwrap_or(""))
-            .filter(|s| !s.is_empty());
+        let mut parts = decoded.split('/').map(str::trim).filter(|s| !s.is_empty());
         for want in &self.segments {
             match (parts.next(), want) {
                 (None, _) => return false,
                 (Some(_), None) => {}
                 (Some(got), Some(lit)) => {
-                    if got != &**lit && got.to_lowercase() != lit.to_lowercase() {
+                    if got != &**lit
+                        && crate::manage::fold(got) != crate::manage::fold(lit)
+                        && got.to_uppercase() != lit.to_uppercase()
+                    {
                         return false;
                     }
                 }
@@ -92,6 +99,27 @@ impl ValidationRule {
         }
         parts.next().is_none()
     }
+}
+
+/// Whether a path below an API is spelt so that providers may disagree on
+/// its segments: an escaped or raw `\`, an escaped `/` or `;`, a `;`
+/// parameter, or a control character, raw or escaped. An API that checks
+/// bodies against data standards refuses such paths rather than guess.
+pub fn ambiguous_path(rest: &str) -> bool {
+    if rest.contains(['\\', ';']) || rest.chars().any(char::is_control) {
+        return true;
+    }
+    let bytes = rest.as_bytes();
+    bytes.windows(3).any(|w| {
+        w[0] == b'%'
+            && (w[1] as char)
+                .to_digit(16)
+                .zip((w[2] as char).to_digit(16))
+                .is_some_and(|(h, l)| {
+                    let b = (h * 16 + l) as u8;
+                    matches!(b, b'/' | b'\\' | b';') || b < 0x20 || b == 0x7f
+                })
+    })
 }
 
 fn percent_encoding_decode(segment: &str) -> std::borrow::Cow<'_, str> {
@@ -470,10 +498,30 @@ mod tests {
             "/hoso//1",
             "/h%6Fso/1",
             "/HoSo/1",
-            "/hoso;v=2/1",
-            "%2Fhoso%2F1",
+            "/hoso%20/1",
+            "/ho%CC%A3so/1",
+            "/HOSO/1",
         ] {
             assert!(r.matches(&Method::POST, path), "{path}");
+        }
+        assert!(r.matches(&Method::from_bytes(b"post").unwrap(), "/hoso/1"));
+        let k = rule(Some(Method::POST), "/khaisinh");
+        for path in ["/KHAİSINH", "/khaisınh", "/khaisinh%09"] {
+            assert!(k.matches(&Method::POST, path), "{path}");
+        }
+        for path in [
+            "/hoso;v=2/1",
+            "/hoso%2F1",
+            "/hoso/%2f",
+            "/hoso/%3B",
+            "/hoso\\1",
+            "/hoso%00",
+            "/hoso%5c1",
+        ] {
+            assert!(ambiguous_path(path), "{path}");
+        }
+        for path in ["/hoso/1", "/hoso/%20x", "/h%6Fso/1", "/hoso/Khai%20sinh"] {
+            assert!(!ambiguous_path(path), "{path}");
         }
         for path in ["/hoso", "/hoso/1/2", "/khac/1", ""] {
             assert!(!r.matches(&Method::POST, path), "{path}");

@@ -25,6 +25,26 @@ pub struct CheckedSpec {
     pub summary: String,
 }
 
+/// Deepest nesting of `[` and `{` taken in a JSON or YAML description.
+const MAX_FLOW_DEPTH: usize = 100;
+
+/// How deep `[` and `{` nest, counted over the whole text (brackets inside
+/// quoted strings count too: a bound, not a parse).
+fn flow_depth(text: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    for b in text.bytes() {
+        match b {
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
 /// Checks `content`; on failure, every problem found (at most 50).
 pub fn check(content: &[u8]) -> Result<CheckedSpec, Vec<String>> {
     if content.len() > MAX_SPEC_BYTES {
@@ -43,6 +63,13 @@ pub fn check(content: &[u8]) -> Result<CheckedSpec, Vec<String>> {
     }
     if trimmed.starts_with('<') {
         return check_wsdl(text);
+    }
+    // The YAML parser's time grows with the square of flow nesting; no real
+    // description nests this deep.
+    if flow_depth(text) > MAX_FLOW_DEPTH {
+        return Err(vec![format!(
+            "the specification nests brackets deeper than {MAX_FLOW_DEPTH} levels"
+        )]);
     }
     let (doc, media_type) = if trimmed.starts_with('{') {
         let doc: Value =
@@ -387,6 +414,14 @@ fn check_wsdl(text: &str) -> Result<CheckedSpec, Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deep_nesting_is_refused_before_parsing() {
+        let deep = format!("x: {}{}", "[".repeat(100_000), "]".repeat(100_000));
+        let problems = check(deep.as_bytes()).unwrap_err();
+        assert!(problems[0].contains("deeper than 100"), "{problems:?}");
+        assert_eq!(flow_depth("{\"a\": [1, {\"b\": []}]}"), 4);
+    }
 
     const GOOD_YAML: &str = "openapi: 3.0.3
 info: {title: Hộ tịch, version: '1.0'}

@@ -73,7 +73,24 @@ pub fn name(field: &'static str, value: &str) -> Result<String, RegistryError> {
             "must not contain control characters",
         ));
     }
+    if let Some(c) = value.chars().find(|&c| invisible(c)) {
+        return Err(RegistryError::invalid(
+            field,
+            format!(
+                "must not contain invisible or direction characters (U+{:04X}): a name must read as it is",
+                c as u32
+            ),
+        ));
+    }
     Ok(value)
+}
+
+/// Characters that change how text shows without showing themselves:
+/// direction marks, embeddings, overrides and isolates, zero-width
+/// characters, the byte-order mark, line and paragraph separators.
+fn invisible(c: char) -> bool {
+    matches!(c,
+        '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}' | '\u{061C}')
 }
 
 /// A system's short code, unique within its unit: letters, digits, `-` and `_`.
@@ -121,6 +138,16 @@ pub fn text(field: &'static str, value: &str, max: usize) -> Result<String, Regi
         return Err(RegistryError::invalid(
             field,
             "must not contain control characters",
+        ));
+    }
+    // Text may break lines, but not turn itself around.
+    if let Some(c) = value
+        .chars()
+        .find(|&c| matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'))
+    {
+        return Err(RegistryError::invalid(
+            field,
+            format!("must not contain direction overrides (U+{:04X})", c as u32),
         ));
     }
     Ok(value)
@@ -193,6 +220,28 @@ pub fn upstream_url(field: &'static str, value: &str) -> Result<http::Uri, Regis
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_read_as_they_are() {
+        assert_eq!(name("name", "  Hộ tịch ").unwrap(), "Hộ tịch");
+        // NFD input is stored NFC.
+        assert_eq!(
+            name("name", "Ho\u{0302}\u{0323} ti\u{0323}ch").unwrap(),
+            "Hộ tịch"
+        );
+        for bad in [
+            "Hộ\u{202E}hcịt",
+            "Hộ\u{200B}tịch",
+            "\u{FEFF}Hộ tịch",
+            "Hộ\u{2028}tịch",
+            "a\u{2066}b",
+        ] {
+            let err = name("name", bad).unwrap_err().to_string();
+            assert!(err.contains("invisible"), "{bad:?}: {err}");
+        }
+        assert!(text("description", "dòng 1\ndòng 2", 100).is_ok());
+        assert!(text("description", "abc\u{202E}cba", 100).is_err());
+    }
 
     #[test]
     fn agency_codes() {

@@ -175,7 +175,7 @@ const TICKET_COLUMNS: &str = "t.id, t.api_id, a.context || '/' || a.version AS a
      t.kind, t.subject, t.status, t.created_at, t.updated_at";
 
 /// What a change of an API's description and routing sets; `None` keeps the value.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 pub struct ApiChange {
     pub name: Option<String>,
     pub description: Option<String>,
@@ -880,13 +880,28 @@ impl Store {
 
     // ---- Feedback tickets ----
 
+    /// Opens a ticket unless its consumer already has `max_open` open ones;
+    /// counted and written under one write lock, so concurrent openings
+    /// cannot pass the bound together.
     pub async fn insert_ticket(
         &self,
         t: &Ticket,
         author: &str,
         body: &str,
+        max_open: usize,
     ) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
+        let open: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM tickets WHERE consumer_system = ? AND status = 'open'",
+        )
+        .bind(&t.consumer_system)
+        .fetch_one(&mut *tx)
+        .await?;
+        if open as usize >= max_open {
+            return Err(StoreError::Conflict(format!(
+                "this system already has {open} open tickets; close some before opening more"
+            )));
+        }
         sqlx::query(
             "INSERT INTO tickets (id, api_id, consumer_system, kind, subject, status, created_at, updated_at) \
              VALUES (?, ?, ?, ?, ?, 'open', ?, ?)",

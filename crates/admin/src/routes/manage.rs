@@ -430,6 +430,10 @@ pub async fn decide(
 ) -> Result<Json<Value>, ApiError> {
     let d: DecisionBody = if body.iter().all(u8::is_ascii_whitespace) {
         DecisionBody::default()
+    } else if !crate::json::is_json_object(&body) {
+        return Err(ApiError::invalid(
+            "the body must be a JSON object of the documented fields",
+        ));
     } else {
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::invalid(format!("malformed JSON: {e}")))?

@@ -103,7 +103,14 @@ async fn bad_input_gets_precise_errors_and_changes_nothing() {
             raw("[]", "application/json"),
             StatusCode::BAD_REQUEST,
             "invalid_request",
-            "expected struct NewUnit",
+            "must be a JSON object",
+        ),
+        // Not taken for the object, its fields by position.
+        (
+            raw("[\"000.00.21.H41\", \"Sở Y tế\"]", "application/json"),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "must be a JSON object",
         ),
     ];
     for (req, status, error, needle) in cases {

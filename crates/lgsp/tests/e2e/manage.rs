@@ -576,6 +576,22 @@ async fn data_standards_refuse_bodies_that_do_not_follow_them() {
         1,
         "the provider saw none of them"
     );
+    // A key given twice: the platform and the provider might each keep another.
+    let resp = p
+        .call(Method::POST, "/hoso/1.0/hoso/000.00.20.H41", &w.token)
+        .header("content-type", "application/json")
+        .body(r#"{"maHoSo": 1, "maHoSo": "000.00.20.H41-250101-0001", "ngayTiepNhan": "20250101083000", "trangThai": 1}"#)
+        .send()
+        .await
+        .unwrap();
+    let (status, _, body) = error_of(resp).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "invalid_json", "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("twice"),
+        "{body}"
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
 
     let missing = json!({"trangThai": 2});
     let resp = p
