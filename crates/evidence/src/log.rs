@@ -66,6 +66,8 @@ pub struct EvidenceLog {
     /// Serialises signing, so checkpoints are stored in size order.
     signing: tokio::sync::Mutex<()>,
     full_tiles: Mutex<HashMap<TileId, Arc<Vec<Hash>>>>,
+    /// Tiles missing from the cache are read here, off the async threads.
+    tiles: Arc<lgsp_store::TileReader>,
     /// Where checkpoints are written: the call log's writer, when there is one.
     writer: Option<CallLog>,
 }
@@ -114,6 +116,7 @@ impl EvidenceLog {
             .activate_log_key(&own.key_id_hex(), &own.to_vkey(), now_us())
             .await?;
         let log = EvidenceLog {
+            tiles: Arc::new(lgsp_store::TileReader::open(store.path())?),
             store,
             origin: origin.to_owned(),
             key_path,
@@ -427,7 +430,16 @@ impl EvidenceLog {
             }
         }
         if !fetch.is_empty() {
-            let fetched = self.store.log_tiles(&fetch).await?;
+            // A few point reads, nearly always from the page cache: cheaper
+            // done here than sent to another thread, but the other tasks of
+            // this worker are handed on while they run.
+            let read = || self.tiles.tiles(&fetch);
+            let fetched = match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+                Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
+                    tokio::task::block_in_place(read)?
+                }
+                _ => read()?,
+            };
             let mut cache = self.full_tiles.lock().unwrap_or_else(|e| e.into_inner());
             for ((level, index), bytes) in fetched {
                 let hashes = split_hashes(&bytes).ok_or_else(|| {

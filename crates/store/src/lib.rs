@@ -31,7 +31,7 @@ pub use manage::{
 };
 pub use model::{Api, CallRecord, Subscription, System, Unit};
 pub use notices::{CodeCallback, CodeNotice, DueNotice};
-pub use reader::LogReader;
+pub use reader::{LogReader, TileReader};
 pub use sqlx::types::Json;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

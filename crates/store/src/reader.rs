@@ -106,3 +106,44 @@ impl LogReader {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 }
+
+/// Point reads of tree tiles on a read-only connection of their own: a proof
+/// needs a few small reads, and the pool's round trips would cost more than
+/// the reads. Each read sees the latest commit.
+pub struct TileReader {
+    conn: std::sync::Mutex<Connection>,
+}
+
+impl std::fmt::Debug for TileReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TileReader")
+    }
+}
+
+impl TileReader {
+    pub fn open(path: &Path) -> Result<TileReader, StoreError> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        Ok(TileReader {
+            conn: std::sync::Mutex::new(conn),
+        })
+    }
+
+    /// The tiles found among `ids` (level 0's last tile from the records' leaf hashes).
+    pub fn tiles(
+        &self,
+        ids: &[(u8, u64)],
+    ) -> Result<std::collections::HashMap<(u8, u64), Vec<u8>>, StoreError> {
+        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = std::collections::HashMap::with_capacity(ids.len());
+        for &(level, index) in ids {
+            if let Some(hashes) = crate::appender::tile(&conn, level, index)? {
+                out.insert((level, index), hashes);
+            }
+        }
+        Ok(out)
+    }
+}
