@@ -34,11 +34,15 @@ struct Usage {
     month: u64,
 }
 
+/// A plan's limiter and the revision of the plan it was made for.
+type Revised = (Arc<str>, Arc<Keyed>);
+
 /// Every plan's limiter and every consumer's quota usage.
 #[derive(Default)]
 pub struct Limits {
-    /// By plan revision: a changed plan starts a fresh limiter.
-    rates: Mutex<HashMap<Arc<str>, Arc<Keyed>>>,
+    /// By plan id, with the revision the limiter was made for: a changed
+    /// plan starts a fresh limiter, once.
+    rates: Mutex<HashMap<Arc<str>, Revised>>,
     /// By (consumer id, API name as in the call log).
     usage: Mutex<HashMap<UsageKey, Usage>>,
     clock: DefaultClock,
@@ -173,18 +177,21 @@ impl Limits {
 
     fn limiter(&self, plan: &PlanLimits) -> Arc<Keyed> {
         let mut rates = self.rates.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(l) = rates.get(&plan.revision) {
-            return l.clone();
+        if let Some((revision, l)) = rates.get(&plan.id) {
+            // A call still holding the snapshot from before a change uses
+            // the new limiter rather than bring the old one back.
+            let changed_at = |r: &str| r.rsplit_once('@').map(|(_, t)| t.to_owned());
+            if **revision == *plan.revision || changed_at(revision) > changed_at(&plan.revision) {
+                return l.clone();
+            }
         }
-        // A plan changed: its old revisions' limiters go.
-        rates.retain(|rev, _| !rev.starts_with(&format!("{}@", plan.id)));
         let rate = NonZeroU32::new(plan.rate).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(plan.burst).unwrap_or(NonZeroU32::MIN);
         let limiter = Arc::new(
             RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))
                 .with_middleware::<StateInformationMiddleware>(),
         );
-        rates.insert(plan.revision.clone(), limiter.clone());
+        rates.insert(plan.id.clone(), (plan.revision.clone(), limiter.clone()));
         limiter
     }
 
@@ -195,7 +202,7 @@ impl Limits {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .values()
-            .cloned()
+            .map(|(_, l)| l.clone())
             .collect();
         for l in rates {
             l.retain_recent();
@@ -252,6 +259,30 @@ mod tests {
         assert_eq!(v.state, "\"rate\";r=0;t=1");
         // Another consumer has its own bucket.
         assert!(limits.check(&p, "d", "a/1").refused.is_none());
+    }
+
+    #[test]
+    fn a_changed_plan_starts_afresh_once() {
+        let limits = Limits::default();
+        let old = PlanLimits {
+            revision: "p@2026-12-04T08:00:00Z".into(),
+            ..plan(1, 2, None)
+        };
+        let new = PlanLimits {
+            revision: "p@2026-12-04T09:00:00Z".into(),
+            ..plan(1, 2, None)
+        };
+        for _ in 0..2 {
+            assert!(limits.check(&old, "c", "a/1").refused.is_none());
+        }
+        assert!(limits.check(&old, "c", "a/1").refused.is_some());
+        // The new revision gets a fresh bucket...
+        for _ in 0..2 {
+            assert!(limits.check(&new, "c", "a/1").refused.is_none());
+        }
+        // ...and calls still on the old one share it instead of making another.
+        assert!(limits.check(&old, "c", "a/1").refused.is_some());
+        assert!(limits.check(&new, "c", "a/1").refused.is_some());
     }
 
     #[test]
