@@ -37,8 +37,7 @@ where
                 ApiError::invalid(e.body_text())
             }
         })?;
-        // serde would take an array for a struct, its fields by position.
-        if !is_json_object(&bytes) {
+        if !lgsp_registry::validate::is_json_object(&bytes) {
             return Err(ApiError::invalid(
                 "the body must be a JSON object of the documented fields",
             ));
@@ -54,11 +53,6 @@ where
             }),
         }
     }
-}
-
-/// Whether the body starts as a JSON object (after white space).
-pub fn is_json_object(bytes: &[u8]) -> bool {
-    bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
 }
 
 /// `application/json`, or an `application/…+json` type, as axum's `Json` takes.

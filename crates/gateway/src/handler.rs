@@ -40,26 +40,25 @@ pub(crate) fn bound_certificate(
     let Some(bound) = &system.client_cert else {
         return Ok(());
     };
+    let id = &system.global_id;
     let (vi, en, reason) = match presented {
         Some(c) if *c.0 == **bound => return Ok(()),
         Some(_) => (
-            "Chứng thư số của kết nối không phải chứng thư đã gắn với hệ thống {}",
-            "The connection's client certificate is not the one system {} is bound to",
+            format!("Chứng thư số của kết nối không phải chứng thư đã gắn với hệ thống {id}"),
+            format!("The connection's client certificate is not the one system {id} is bound to"),
             "client_certificate_mismatch",
         ),
         None => (
-            "Hệ thống {} phải gọi qua TLS hai chiều bằng chứng thư số đã gắn với nó",
-            "System {} must call over mutual TLS with the client certificate it is bound to",
+            format!("Hệ thống {id} phải gọi qua TLS hai chiều bằng chứng thư số đã gắn với nó"),
+            format!(
+                "System {id} must call over mutual TLS with the client certificate it is bound to"
+            ),
             "client_certificate_missing",
         ),
     };
     let refusal = Refusal::new(
         ErrorCode::ClientCertificateRequired,
-        message(
-            lang,
-            &vi.replace("{}", &system.global_id),
-            &en.replace("{}", &system.global_id),
-        ),
+        message(lang, &vi, &en),
     );
     Err((refusal, reason))
 }
@@ -446,7 +445,10 @@ async fn forward(
 
     // A body that must follow a data standard is read whole and checked first;
     // a path that providers could split differently is not guessed at.
-    if !route.validations.is_empty() && lgsp_registry::ambiguous_path(rest) {
+    // APIs without rules pay for none of this.
+    let rule = if route.validations.is_empty() {
+        None
+    } else if lgsp_registry::ambiguous_path(rest) {
         let refusal = Refusal::new(
             ErrorCode::InvalidRequest,
             message(
@@ -456,14 +458,16 @@ async fn forward(
             ),
         );
         return refuse(plane, call, refusal, soap, "ambiguous_path").await;
-    }
+    } else {
+        let path = lgsp_registry::OperationPath::of(rest);
+        route
+            .validations
+            .iter()
+            .find(|r| r.matches(&parts.method, &path))
+    };
     let mut body = Some(body);
     let mut replay: Option<Bytes> = (idempotent && no_body).then(Bytes::new);
-    if let Some(rule) = route
-        .validations
-        .iter()
-        .find(|r| r.matches(&parts.method, rest))
-    {
+    if let Some(rule) = rule {
         let bytes =
             match axum::body::to_bytes(body.take().unwrap_or_default(), plane.max_body as usize)
                 .await

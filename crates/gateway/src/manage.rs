@@ -96,8 +96,7 @@ fn registry_refusal(e: RegistryError) -> Refusal {
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Refusal> {
-    // serde would take an array for a struct, its fields by position.
-    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+    if !lgsp_registry::validate::is_json_object(body) {
         return Err(Refusal::new(
             ErrorCode::InvalidRequest,
             "the body must be a JSON object of the documented fields".to_owned(),

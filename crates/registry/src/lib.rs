@@ -18,7 +18,8 @@ pub use manage::{
 };
 pub use service::{NewApi, NewSystem, NewUnit, Registry, SystemUpdate, now_rfc3339};
 pub use snapshot::{
-    ApiStatus, PlanLimits, Protocol, Route, Snapshot, SystemState, ValidationRule, ambiguous_path,
+    ApiStatus, OperationPath, PlanLimits, Protocol, Route, Snapshot, SystemState, ValidationRule,
+    ambiguous_path,
 };
 
 /// The X-Road style class of every system this platform registers.

@@ -152,8 +152,12 @@ const MAX_TEXT: usize = 4000;
 const MAX_TAGS: usize = 20;
 
 impl Registry {
-    fn api_row(&self, api: Option<Api>, id: &str) -> Result<Api, RegistryError> {
-        api.ok_or_else(|| RegistryError::NotFound(format!("no API has id {id}")))
+    /// The API with that id, or a `404`.
+    pub async fn api(&self, id: &str) -> Result<Api, RegistryError> {
+        self.store()
+            .api(id)
+            .await?
+            .ok_or_else(|| RegistryError::NotFound(format!("no API has id {id}")))
     }
 
     pub async fn api_named(&self, name: &str) -> Result<Api, RegistryError> {
@@ -175,8 +179,7 @@ impl Registry {
         update: ApiUpdate,
         actor: &Actor,
     ) -> Result<Api, RegistryError> {
-        let api = self.store().api(id).await?;
-        let api = self.api_row(api, id)?;
+        let api = self.api(id).await?;
         if api.protocol == "builtin"
             && (update.upstream_url.is_some()
                 || update.extra_upstreams.is_some()
@@ -293,8 +296,7 @@ impl Registry {
             }
             (_, None) => None,
         };
-        let current = self.store().api(id).await?;
-        let current = self.api_row(current, id)?;
+        let current = self.api(id).await?;
         if to != "retired" && past_retirement(&current) {
             return Err(RegistryError::Conflict(format!(
                 "the API was retired on {}; publish a new version instead",
@@ -329,8 +331,7 @@ impl Registry {
         content: &[u8],
         actor: &Actor,
     ) -> Result<spec::CheckedSpec, RegistryError> {
-        let api = self.store().api(id).await?;
-        let api = self.api_row(api, id)?;
+        let api = self.api(id).await?;
         let checked = spec::check(content).map_err(RegistryError::InvalidSpec)?;
         if (api.protocol == "soap") != (checked.kind == "wsdl") && api.protocol != "builtin" {
             return Err(RegistryError::InvalidSpec(vec![format!(
@@ -504,8 +505,7 @@ impl Registry {
         rules: Vec<NewValidation>,
         actor: &Actor,
     ) -> Result<Vec<Validation>, RegistryError> {
-        let api = self.store().api(api_id).await?;
-        let api = self.api_row(api, api_id)?;
+        let api = self.api(api_id).await?;
         if api.protocol != "rest" {
             return Err(RegistryError::invalid(
                 "validations",
@@ -823,16 +823,20 @@ impl Registry {
 
     // ---- Network rules and API keys ----
 
+    /// `404` for a system id that names none.
+    pub async fn system_exists(&self, id: &str) -> Result<(), RegistryError> {
+        match self.store().system(id).await? {
+            Some(_) => Ok(()),
+            None => Err(RegistryError::NotFound(format!("no system has id {id}"))),
+        }
+    }
+
     pub async fn set_networks(
         &self,
         system_id: &str,
         networks: Vec<NewNetwork>,
     ) -> Result<(), RegistryError> {
-        if self.store().system(system_id).await?.is_none() {
-            return Err(RegistryError::NotFound(format!(
-                "no system has id {system_id}"
-            )));
-        }
+        self.system_exists(system_id).await?;
         if networks.len() > 256 {
             return Err(RegistryError::invalid(
                 "networks",
@@ -872,11 +876,7 @@ impl Registry {
         pem: &str,
         actor: &Actor,
     ) -> Result<ClientCertificate, RegistryError> {
-        if self.store().system(system_id).await?.is_none() {
-            return Err(RegistryError::NotFound(format!(
-                "no system has id {system_id}"
-            )));
-        }
+        self.system_exists(system_id).await?;
         let checked = check_certificate(pem)?;
         let cert = ClientCertificate {
             system_id: system_id.to_owned(),
@@ -916,11 +916,7 @@ impl Registry {
         system_id: &str,
         name: &str,
     ) -> Result<(ApiKey, Secret), RegistryError> {
-        if self.store().system(system_id).await?.is_none() {
-            return Err(RegistryError::NotFound(format!(
-                "no system has id {system_id}"
-            )));
-        }
+        self.system_exists(system_id).await?;
         let name = validate::name("name", name)?;
         let key = Secret::new(format!("lgsp_{}", random_token(32)));
         let row = ApiKey {
@@ -1052,13 +1048,11 @@ const MAX_OPEN_TICKETS: usize = 100;
 /// A deprecated API whose retirement day has begun (Vietnam time) is retired,
 /// whatever its stored status says.
 fn past_retirement(api: &Api) -> bool {
-    let today = OffsetDateTime::now_utc()
-        .to_offset(workdays::VIETNAM)
-        .date();
+    let now = OffsetDateTime::now_utc().unix_timestamp();
     api.retire_on
         .as_deref()
-        .and_then(|d| Date::parse(d, DAY).ok())
-        .is_some_and(|d| d <= today)
+        .and_then(crate::snapshot::retire_instant)
+        .is_some_and(|t| now >= t)
 }
 
 fn parse_day(field: &'static str, day: &str) -> Result<Date, RegistryError> {

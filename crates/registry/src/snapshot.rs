@@ -54,50 +54,61 @@ pub struct PlanLimits {
 pub struct ValidationRule {
     /// `None`: any method that carries a body (POST, PUT, PATCH).
     pub method: Option<Method>,
-    /// Path segments below the API; `None` matches any one segment.
+    /// Path segments below the API, as [`segment_key`]s; `None` matches any
+    /// one segment.
     pub segments: Vec<Option<Box<str>>>,
     /// `{id}/{version}` of the data standard.
     pub standard: Arc<str>,
     pub validator: Arc<jsonschema::Validator>,
 }
 
+/// The segments of a path below an API, read once per call and matched
+/// against every rule of the API.
+///
+/// The rules err on the side of checking: they match every spelling a
+/// provider might route to the same operation. The path is percent-decoded,
+/// empty segments do not count (`/khaisinh/12/`, `//khaisinh/12`), and each
+/// segment is compared by its [`segment_key`] (`/KhaiSinh/12`,
+/// `/KHAİSINH%20/12`). The path is one that [`ambiguous_path`] let through.
+#[derive(Debug)]
+pub struct OperationPath(Vec<String>);
+
+impl OperationPath {
+    pub fn of(rest: &str) -> OperationPath {
+        OperationPath(
+            percent_encoding::percent_decode_str(rest)
+                .decode_utf8_lossy()
+                .split('/')
+                .map(segment_key)
+                .filter(|s| !s.is_empty())
+                .collect(),
+        )
+    }
+}
+
+/// A path segment as rules compare it: without surrounding white space, case
+/// or diacritics, the dotless ı read as i.
+pub fn segment_key(segment: &str) -> String {
+    crate::manage::fold(segment.trim()).replace('ı', "i")
+}
+
 impl ValidationRule {
-    /// `rest` is the path below the API (`/khaisinh/12`), one that
-    /// [`ambiguous_path`] let through. The rule errs on the side of checking:
-    /// it matches every spelling a provider might route to the same
-    /// operation. The path is percent-decoded, empty segments do not count
-    /// (`/khaisinh/12/`, `//khaisinh/12`), white space around a segment is
-    /// dropped, and literal segments and the method compare without regard
-    /// to case or diacritics (`/KhaiSinh/12`, `/KHAİSINH/12`, `post`).
-    pub fn matches(&self, method: &Method, rest: &str) -> bool {
+    /// Methods compare without regard to case (`post`).
+    pub fn matches(&self, method: &Method, path: &OperationPath) -> bool {
         let name = method.as_str();
-        match &self.method {
-            Some(m) if !m.as_str().eq_ignore_ascii_case(name) => return false,
-            None if !["POST", "PUT", "PATCH"]
+        let method_ok = match &self.method {
+            Some(m) => m.as_str().eq_ignore_ascii_case(name),
+            None => ["POST", "PUT", "PATCH"]
                 .iter()
-                .any(|m| m.eq_ignore_ascii_case(name)) =>
-            {
-                return false;
-            }
-            _ => {}
-        }
-        let decoded = percent_encoding_decode(rest);
-        let mut parts = decoded.split('/').map(str::trim).filter(|s| !s.is_empty());
-        for want in &self.segments {
-            match (parts.next(), want) {
-                (None, _) => return false,
-                (Some(_), None) => {}
-                (Some(got), Some(lit)) => {
-                    if got != &**lit
-                        && crate::manage::fold(got) != crate::manage::fold(lit)
-                        && got.to_uppercase() != lit.to_uppercase()
-                    {
-                        return false;
-                    }
-                }
-            }
-        }
-        parts.next().is_none()
+                .any(|m| m.eq_ignore_ascii_case(name)),
+        };
+        method_ok
+            && path.0.len() == self.segments.len()
+            && self
+                .segments
+                .iter()
+                .zip(&path.0)
+                .all(|(want, got)| want.as_deref().is_none_or(|lit| lit == got))
     }
 }
 
@@ -120,28 +131,6 @@ pub fn ambiguous_path(rest: &str) -> bool {
                     matches!(b, b'/' | b'\\' | b';') || b < 0x20 || b == 0x7f
                 })
     })
-}
-
-fn percent_encoding_decode(segment: &str) -> std::borrow::Cow<'_, str> {
-    if !segment.contains('%') {
-        return segment.into();
-    }
-    let bytes = segment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = |b: u8| (b as char).to_digit(16);
-            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned().into()
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -362,7 +351,8 @@ impl Snapshot {
                             .split('/')
                             .filter(|seg| !seg.is_empty())
                             .map(|seg| {
-                                (!(seg.starts_with('{') && seg.ends_with('}'))).then(|| seg.into())
+                                (!(seg.starts_with('{') && seg.ends_with('}')))
+                                    .then(|| segment_key(seg).into())
                             })
                             .collect(),
                         standard: format!("{}/{}", v.standard_id, v.standard_version).into(),
@@ -461,7 +451,8 @@ impl Snapshot {
 }
 
 /// Start of a `YYYY-MM-DD` day in Vietnam, in Unix seconds.
-fn retire_instant(day: &str) -> Option<i64> {
+/// The start of a retirement day, Vietnam time, in Unix seconds.
+pub(crate) fn retire_instant(day: &str) -> Option<i64> {
     let format = time::macros::format_description!("[year]-[month]-[day]");
     let date = time::Date::parse(day, format).ok()?;
     Some(
@@ -475,13 +466,17 @@ fn retire_instant(day: &str) -> Option<i64> {
 mod tests {
     use super::*;
 
+    fn hits(rule: &ValidationRule, method: &Method, path: &str) -> bool {
+        rule.matches(method, &OperationPath::of(path))
+    }
+
     fn rule(method: Option<Method>, path: &str) -> ValidationRule {
         ValidationRule {
             method,
             segments: path
                 .split('/')
                 .filter(|s| !s.is_empty())
-                .map(|s| (!s.starts_with('{')).then(|| s.into()))
+                .map(|s| (!s.starts_with('{')).then(|| segment_key(s).into()))
                 .collect(),
             standard: "x/1".into(),
             validator: Arc::new(jsonschema::validator_for(&serde_json::json!({})).unwrap()),
@@ -502,12 +497,12 @@ mod tests {
             "/ho%CC%A3so/1",
             "/HOSO/1",
         ] {
-            assert!(r.matches(&Method::POST, path), "{path}");
+            assert!(hits(&r, &Method::POST, path), "{path}");
         }
-        assert!(r.matches(&Method::from_bytes(b"post").unwrap(), "/hoso/1"));
+        assert!(hits(&r, &Method::from_bytes(b"post").unwrap(), "/hoso/1"));
         let k = rule(Some(Method::POST), "/khaisinh");
         for path in ["/KHAİSINH", "/khaisınh", "/khaisinh%09"] {
-            assert!(k.matches(&Method::POST, path), "{path}");
+            assert!(hits(&k, &Method::POST, path), "{path}");
         }
         for path in [
             "/hoso;v=2/1",
@@ -524,19 +519,19 @@ mod tests {
             assert!(!ambiguous_path(path), "{path}");
         }
         for path in ["/hoso", "/hoso/1/2", "/khac/1", ""] {
-            assert!(!r.matches(&Method::POST, path), "{path}");
+            assert!(!hits(&r, &Method::POST, path), "{path}");
         }
-        assert!(!r.matches(&Method::PUT, "/hoso/1"));
+        assert!(!hits(&r, &Method::PUT, "/hoso/1"));
     }
 
     #[test]
     fn any_method_means_the_methods_that_carry_a_body() {
         let r = rule(None, "/hoso");
         for m in [Method::POST, Method::PUT, Method::PATCH] {
-            assert!(r.matches(&m, "/hoso"), "{m}");
+            assert!(hits(&r, &m, "/hoso"), "{m}");
         }
         for m in [Method::GET, Method::HEAD, Method::DELETE, Method::OPTIONS] {
-            assert!(!r.matches(&m, "/hoso"), "{m}");
+            assert!(!hits(&r, &m, "/hoso"), "{m}");
         }
     }
 }

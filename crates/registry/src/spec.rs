@@ -225,7 +225,7 @@ fn check_refs(root: &Value, node: &Value, at: &mut String, problems: &mut Vec<St
             if let Some(Value::String(target)) = map.get("$ref") {
                 match target.strip_prefix('#') {
                     Some(pointer) => {
-                        let decoded = percent_decode(pointer);
+                        let decoded = percent_encoding::percent_decode_str(pointer).decode_utf8_lossy();
                         if root.pointer(&decoded).is_none() {
                             problems.push(format!(
                                 "{}/$ref: '{target}' points at nothing in the document",
@@ -266,29 +266,6 @@ fn display_at(at: &str) -> &str {
 
 fn pointer_escape(key: &str) -> String {
     key.replace('~', "~0").replace('/', "~1")
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
-        {
-            out.push(h * 16 + l);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex(b: u8) -> Option<u8> {
-    (b as char).to_digit(16).map(|d| d as u8)
 }
 
 fn check_wsdl(text: &str) -> Result<CheckedSpec, Vec<String>> {

@@ -29,6 +29,12 @@ const RESERVED_CONTEXTS: &[&str] = &[
     "well-known",
 ];
 
+/// Whether a request body is a JSON object (first byte after white space):
+/// serde would otherwise take an array for a struct, its fields by position.
+pub fn is_json_object(bytes: &[u8]) -> bool {
+    bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+}
+
 /// An electronic agency code: dot-separated groups of upper-case letters and
 /// digits, at most 35 characters (e.g. `000.00.00.H41`).
 pub fn agency_code(field: &'static str, code: &str) -> Result<(), RegistryError> {

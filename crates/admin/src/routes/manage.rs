@@ -73,12 +73,7 @@ pub async fn api_history(
     State(plane): State<Arc<AdminPlane>>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    plane
-        .registry
-        .store()
-        .api(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no API has id {id}")))?;
+    plane.registry.api(&id).await?;
     let events = plane.registry.store().api_events(&id).await?;
     Ok(Json(json!({ "items": events })))
 }
@@ -167,12 +162,7 @@ pub async fn validations(
     State(plane): State<Arc<AdminPlane>>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    plane
-        .registry
-        .store()
-        .api(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no API has id {id}")))?;
+    plane.registry.api(&id).await?;
     let items: Vec<_> = plane
         .registry
         .store()
@@ -430,7 +420,7 @@ pub async fn decide(
 ) -> Result<Json<Value>, ApiError> {
     let d: DecisionBody = if body.iter().all(u8::is_ascii_whitespace) {
         DecisionBody::default()
-    } else if !crate::json::is_json_object(&body) {
+    } else if !lgsp_registry::validate::is_json_object(&body) {
         return Err(ApiError::invalid(
             "the body must be a JSON object of the documented fields",
         ));
@@ -512,12 +502,7 @@ pub async fn networks(
     State(plane): State<Arc<AdminPlane>>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    plane
-        .registry
-        .store()
-        .system(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no system has id {id}")))?;
+    plane.registry.system_exists(&id).await?;
     let items: Vec<_> = plane
         .registry
         .store()
@@ -603,12 +588,7 @@ pub async fn keys(
     q: QueryResult<KeysQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let q = query(q)?;
-    plane
-        .registry
-        .store()
-        .system(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no system has id {id}")))?;
+    plane.registry.system_exists(&id).await?;
     let items = plane
         .registry
         .store()

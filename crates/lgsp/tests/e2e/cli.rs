@@ -299,6 +299,7 @@ async fn api_management_from_the_command_line() {
         .unwrap();
     assert_eq!(resp.status(), 400, "the standard applies");
     let listed = ok(&["apikey", "list", &consumer.id]);
+    assert_eq!(listed["items"][0]["id"], key["id"], "{listed}");
     assert!(!listed.to_string().contains(&secret), "a key is shown once");
     let (done, _, err) = run(&[
         "cert",

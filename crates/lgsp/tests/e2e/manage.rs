@@ -87,12 +87,7 @@ async fn lifecycle_draft_published_deprecated_retired() {
     p.subscribe(&w.consumer, "kethon/1.0").await;
 
     // A draft takes no calls.
-    let resp = p
-        .call(Method::GET, "/kethon/1.0/x", &w.token)
-        .send()
-        .await
-        .unwrap();
-    let (status, _, body) = error_of(resp).await;
+    let (status, _, body) = p.data(Method::GET, "/kethon/1.0/x", &w.token, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["error"], "api_not_published");
     let record = p.record(body["request_id"].as_str().unwrap()).await;
@@ -151,12 +146,7 @@ async fn lifecycle_draft_published_deprecated_retired() {
         .admin_post(&format!("/api/v1/apis/{id}/retire"), json!({}))
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let resp = p
-        .call(Method::GET, "/kethon/1.0/x", &w.token)
-        .send()
-        .await
-        .unwrap();
-    let (status, _, body) = error_of(resp).await;
+    let (status, _, body) = p.data(Method::GET, "/kethon/1.0/x", &w.token, None).await;
     assert_eq!(status, StatusCode::GONE);
     assert_eq!(body["error"], "api_retired");
     let (status, body) = p
@@ -329,12 +319,12 @@ async fn specifications_are_validated_on_upload_and_served_to_subscribers() {
     assert_eq!(resp.text().await.unwrap(), OPENAPI_JSON);
     let outsider = p.system("000.00.20.H41", "ngoai").await;
     let token = p.token(&outsider).await;
-    let resp = p
-        .call(Method::GET, "/catalog/echo/1.0/spec", &token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        p.data(Method::GET, "/catalog/echo/1.0/spec", &token, None)
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
     let resp = p
         .http
         .get(format!("{}/catalog/echo/1.0/spec", p.data))
@@ -518,24 +508,29 @@ async fn data_standards_refuse_bodies_that_do_not_follow_them() {
 
     // Conforming: forwarded.
     let good = json!({"maHoSo": "000.00.20.H41-250101-0001", "ngayTiepNhan": "20250101083000", "trangThai": 1});
-    let resp = p
-        .call(Method::POST, "/hoso/1.0/hoso/000.00.20.H41", &w.token)
-        .json(&good)
-        .send()
+    assert_eq!(
+        p.data(
+            Method::POST,
+            "/hoso/1.0/hoso/000.00.20.H41",
+            &w.token,
+            Some(&good)
+        )
         .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
+        .0,
+        StatusCode::OK
+    );
     assert_eq!(hits.load(Ordering::SeqCst), 1);
 
     // Not conforming: 400 with each error's schema path, and the provider never sees it.
     let bad = json!({"maHoSo": "x", "ngayTiepNhan": "01/01/2025", "trangThai": 11});
-    let resp = p
-        .call(Method::POST, "/hoso/1.0/hoso/000.00.20.H41", &w.token)
-        .json(&bad)
-        .send()
-        .await
-        .unwrap();
-    let (status, _, body) = error_of(resp).await;
+    let (status, _, body) = p
+        .data(
+            Method::POST,
+            "/hoso/1.0/hoso/000.00.20.H41",
+            &w.token,
+            Some(&bad),
+        )
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"], "schema_violation");
     let errors = body["details"]["errors"].as_array().unwrap();
@@ -594,13 +589,9 @@ async fn data_standards_refuse_bodies_that_do_not_follow_them() {
     assert_eq!(hits.load(Ordering::SeqCst), 1);
 
     let missing = json!({"trangThai": 2});
-    let resp = p
-        .call(Method::POST, "/hoso/1.0/hoso/X", &w.token)
-        .json(&missing)
-        .send()
-        .await
-        .unwrap();
-    let (_, _, body) = error_of(resp).await;
+    let (_, _, body) = p
+        .data(Method::POST, "/hoso/1.0/hoso/X", &w.token, Some(&missing))
+        .await;
     assert_eq!(body["details"]["errors"][0]["schema_path"], "/required");
     let resp = p
         .call(Method::POST, "/hoso/1.0/hoso/X", &w.token)
@@ -642,15 +633,12 @@ async fn data_standards_refuse_bodies_that_do_not_follow_them() {
 
 /// Files a subscription request from `consumer` on the data plane.
 async fn request(p: &Platform, token: &str, api: &str) -> (StatusCode, Value) {
-    let resp = p
-        .call(Method::POST, "/subscription-requests", token)
-        .json(&json!({"api": api, "purpose": "Liên thông hồ sơ khai sinh",
-                      "legal_basis": "Nghị định 45/2020/NĐ-CP"}))
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status();
-    (status, resp.json().await.unwrap())
+    let body = json!({"api": api, "purpose": "Liên thông hồ sơ khai sinh",
+                      "legal_basis": "Nghị định 45/2020/NĐ-CP"});
+    let (status, _, body) = p
+        .data(Method::POST, "/subscription-requests", token, Some(&body))
+        .await;
+    (status, body)
 }
 
 #[tokio::test]
@@ -670,12 +658,7 @@ async fn onboarding_requests_are_approved_or_refused_by_the_provider() {
     let provider_token = p.token(&w.provider).await;
 
     // Not subscribed yet, and the refusal says what to do.
-    let resp = p
-        .call(Method::GET, "/khaisinh/1.0/a", &w.token)
-        .send()
-        .await
-        .unwrap();
-    let (status, _, body) = error_of(resp).await;
+    let (status, _, body) = p.data(Method::GET, "/khaisinh/1.0/a", &w.token, None).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(
         body["message"]
@@ -686,13 +669,17 @@ async fn onboarding_requests_are_approved_or_refused_by_the_provider() {
     );
 
     // Purpose and legal basis are required.
-    let resp = p
-        .call(Method::POST, "/subscription-requests", &w.token)
-        .json(&json!({"api": "khaisinh/1.0", "purpose": "", "legal_basis": "x"}))
-        .send()
+    assert_eq!(
+        p.data(
+            Method::POST,
+            "/subscription-requests",
+            &w.token,
+            Some(&json!({"api": "khaisinh/1.0", "purpose": "", "legal_basis": "x"}))
+        )
         .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+        .0,
+        StatusCode::BAD_REQUEST
+    );
     let resp = p
         .call(Method::POST, "/subscription-requests", &w.token)
         .body("not json")
@@ -710,17 +697,17 @@ async fn onboarding_requests_are_approved_or_refused_by_the_provider() {
     assert_eq!(status, StatusCode::CONFLICT, "one pending request per API");
 
     // The consumer cannot approve its own request; a third system cannot see it.
-    let resp = p
-        .call(
+    assert_eq!(
+        p.data(
             Method::POST,
             &format!("/subscription-requests/{id}/approve"),
             &w.token,
+            Some(&json!({}))
         )
-        .json(&json!({}))
-        .send()
         .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+        .0,
+        StatusCode::FORBIDDEN
+    );
     let outsider = p.system("000.21.33.H41", "khac").await;
     let outsider_token = p.token(&outsider).await;
     let resp = p
@@ -747,44 +734,38 @@ async fn onboarding_requests_are_approved_or_refused_by_the_provider() {
         .unwrap();
     let queue: Value = resp.json().await.unwrap();
     assert_eq!(queue["items"].as_array().unwrap().len(), 1, "{queue}");
-    let resp = p
-        .call(
+    assert_eq!(
+        p.data(
             Method::POST,
             &format!("/subscription-requests/{id}/refuse"),
             &provider_token,
+            Some(&json!({}))
         )
-        .json(&json!({}))
-        .send()
         .await
-        .unwrap();
-    assert_eq!(
-        resp.status(),
+        .0,
         StatusCode::BAD_REQUEST,
         "a refusal without a reason"
     );
-    let resp = p
-        .call(
+    assert_eq!(
+        p.data(
             Method::POST,
             &format!("/subscription-requests/{id}/refuse"),
             &provider_token,
+            Some(&json!({"reason": "Thiếu văn bản đề nghị của Sở"}))
         )
-        .json(&json!({"reason": "Thiếu văn bản đề nghị của Sở"}))
-        .send()
         .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    let resp = p
-        .call(
+        .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        p.data(
             Method::POST,
             &format!("/subscription-requests/{id}/approve"),
             &provider_token,
+            Some(&json!({}))
         )
-        .json(&json!({}))
-        .send()
         .await
-        .unwrap();
-    assert_eq!(
-        resp.status(),
+        .0,
         StatusCode::CONFLICT,
         "a decided request stays decided"
     );
@@ -802,33 +783,33 @@ async fn onboarding_requests_are_approved_or_refused_by_the_provider() {
     let seen: Value = resp.json().await.unwrap();
     assert_eq!(seen["request"]["status"], "refused", "{seen}");
     assert_eq!(seen["request"]["reason"], "Thiếu văn bản đề nghị của Sở");
-    let resp = p
-        .call(Method::GET, "/khaisinh/1.0/a", &w.token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        p.data(Method::GET, "/khaisinh/1.0/a", &w.token, None)
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
 
     // Asked again and approved: the call goes through, at once.
     let (_, req) = request(p, &w.token, "khaisinh/1.0").await;
     let id = req["id"].as_str().unwrap().to_owned();
-    let resp = p
-        .call(
+    assert_eq!(
+        p.data(
             Method::POST,
             &format!("/subscription-requests/{id}/approve"),
             &provider_token,
+            Some(&json!({}))
         )
-        .json(&json!({}))
-        .send()
         .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    let resp = p
-        .call(Method::GET, "/khaisinh/1.0/a", &w.token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
+        .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        p.data(Method::GET, "/khaisinh/1.0/a", &w.token, None)
+            .await
+            .0,
+        StatusCode::OK
+    );
 
     // Every step, with who and when.
     let (status, body) = p
@@ -865,28 +846,16 @@ async fn overdue_requests_are_listed_and_shared_apis_need_no_approval() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    let resp = p
-        .call(Method::GET, "/buuchinh/1.0/x", &w.token)
-        .send()
-        .await
-        .unwrap();
     assert_eq!(
-        resp.status(),
+        p.data(Method::GET, "/buuchinh/1.0/x", &w.token, None)
+            .await
+            .0,
         StatusCode::OK,
         "a shared-by-default API needs no subscription"
     );
     // Asking for it is approved at once, on the API's default plan: a
     // consumer cannot pick itself a bigger one.
-    let resp = p
-        .call(Method::POST, "/subscription-requests", &w.token)
-        .json(
-            &json!({"api": "buuchinh/1.0", "purpose": "Tra mã bưu chính",
-                      "legal_basis": "Quyết định 2475/QĐ-BTTTT", "plan": "coban"}),
-        )
-        .send()
-        .await
-        .unwrap();
-    let (status, _, body) = error_of(resp).await;
+    let (status, _, body) = p.data(Method::POST, "/subscription-requests", &w.token, Some(&json!({"api": "buuchinh/1.0", "purpose": "Tra mã bưu chính", "legal_basis": "Quyết định 2475/QĐ-BTTTT", "plan": "coban"}))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(
         body["message"].as_str().unwrap().contains("default plan"),
@@ -1133,12 +1102,7 @@ async fn quotas_run_out_and_say_so() {
             .unwrap();
         assert_eq!(resp.status(), StatusCode::OK);
     }
-    let resp = p
-        .call(Method::GET, "/echo/1.0/q", &w.token)
-        .send()
-        .await
-        .unwrap();
-    let (status, headers, body) = error_of(resp).await;
+    let (status, headers, body) = p.data(Method::GET, "/echo/1.0/q", &w.token, None).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(body["error"], "quota_exceeded");
     let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
@@ -1151,12 +1115,10 @@ async fn quotas_run_out_and_say_so() {
     let p = Platform::start_in(kept, |_| {}).await;
     // A new token: the issuer is the data plane's URL, and its port is new.
     let token = p.token(&w.consumer).await;
-    let resp = p
-        .call(Method::GET, "/echo/1.0/q", &token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        p.data(Method::GET, "/echo/1.0/q", &token, None).await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
 
     // A bigger plan applies from the next call, without a restart.
     let (status, body) = p
@@ -1167,12 +1129,10 @@ async fn quotas_run_out_and_say_so() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let resp = p
-        .call(Method::GET, "/echo/1.0/q", &token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        p.data(Method::GET, "/echo/1.0/q", &token, None).await.0,
+        StatusCode::OK
+    );
     p.stop().await;
 }
 
@@ -1204,12 +1164,7 @@ async fn network_rules_refuse_calls_from_elsewhere() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let resp = p
-        .call(Method::GET, "/echo/1.0/x", &w.token)
-        .send()
-        .await
-        .unwrap();
-    let (status, _, body) = error_of(resp).await;
+    let (status, _, body) = p.data(Method::GET, "/echo/1.0/x", &w.token, None).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(body["error"], "network_not_allowed");
     assert!(
@@ -1224,12 +1179,10 @@ async fn network_rules_refuse_calls_from_elsewhere() {
     let other = p.system("000.21.33.H41", "khac").await;
     p.subscribe(&other, "echo/1.0").await;
     let token = p.token(&other).await;
-    let resp = p
-        .call(Method::GET, "/echo/1.0/x", &token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        p.data(Method::GET, "/echo/1.0/x", &token, None).await.0,
+        StatusCode::OK
+    );
 
     // Loopback allowed (IPv4 and its IPv6-mapped form): calls pass again.
     let (status, _) = p
@@ -1240,12 +1193,10 @@ async fn network_rules_refuse_calls_from_elsewhere() {
         )
         .await;
     assert_eq!(status, StatusCode::OK);
-    let resp = p
-        .call(Method::GET, "/echo/1.0/x", &w.token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        p.data(Method::GET, "/echo/1.0/x", &w.token, None).await.0,
+        StatusCode::OK
+    );
     let (_, body) = p.admin_get(&path).await;
     assert_eq!(body["items"].as_array().unwrap().len(), 2);
     w.platform.stop().await;
@@ -1444,13 +1395,7 @@ async fn feedback_tickets_are_answered_by_the_provider() {
     let ticket: Value = resp.json().await.unwrap();
     let id = ticket["id"].as_str().unwrap().to_owned();
     assert_eq!(ticket["status"], "open");
-    let resp = p
-        .call(Method::POST, "/tickets", &w.token)
-        .json(&json!({"api": "echo/1.0", "kind": "complaint-about-everything", "subject": "x", "body": "y"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(p.data(Method::POST, "/tickets", &w.token, Some(&json!({"api": "echo/1.0", "kind": "complaint-about-everything", "subject": "x", "body": "y"}))).await.0, StatusCode::BAD_REQUEST);
 
     // A third system cannot read or answer it.
     let outsider = p.system("000.21.33.H41", "khac").await;
@@ -1476,17 +1421,17 @@ async fn feedback_tickets_are_answered_by_the_provider() {
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
 
     // The provider answers; both see the status and the history.
-    let resp = p
-        .call(
+    assert_eq!(
+        p.data(
             Method::POST,
             &format!("/tickets/{id}/messages"),
             &provider_token,
+            Some(&json!({"body": "Đã sửa, định dạng yyyyMMdd"}))
         )
-        .json(&json!({"body": "Đã sửa, định dạng yyyyMMdd"}))
-        .send()
         .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
+        .0,
+        StatusCode::OK
+    );
     for token in [&w.token, &provider_token] {
         let resp = p
             .call(Method::GET, &format!("/tickets/{id}"), token)
@@ -1504,13 +1449,17 @@ async fn feedback_tickets_are_answered_by_the_provider() {
             .collect();
         assert_eq!(sides, ["consumer", "provider"]);
     }
-    let resp = p
-        .call(Method::POST, &format!("/tickets/{id}/messages"), &w.token)
-        .json(&json!({"body": "Cảm ơn", "close": true}))
-        .send()
+    assert_eq!(
+        p.data(
+            Method::POST,
+            &format!("/tickets/{id}/messages"),
+            &w.token,
+            Some(&json!({"body": "Cảm ơn", "close": true}))
+        )
         .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
+        .0,
+        StatusCode::OK
+    );
     let (_, body) = p.admin_get(&format!("/api/v1/tickets/{id}")).await;
     assert_eq!(body["ticket"]["status"], "closed");
     w.platform.stop().await;

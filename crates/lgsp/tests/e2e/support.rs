@@ -181,6 +181,29 @@ impl Platform {
             .bearer_auth(token)
     }
 
+    /// A data-plane call with a bearer token and an optional JSON body: its
+    /// status, headers, and body as JSON (as a string when it is not JSON).
+    pub async fn data(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<&Value>,
+    ) -> (StatusCode, HeaderMap, Value) {
+        let mut req = self.call(method, path, token);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.unwrap();
+        let (status, headers) = (resp.status(), resp.headers().clone());
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            headers,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
     /// The call-log record of a request id.
     pub async fn record(&self, request_id: &str) -> Value {
         let (status, body) = self.admin_get(&format!("/api/v1/calls/{request_id}")).await;
