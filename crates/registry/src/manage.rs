@@ -1056,6 +1056,13 @@ fn past_retirement(api: &Api) -> bool {
 }
 
 fn parse_day(field: &'static str, day: &str) -> Result<Date, RegistryError> {
+    // `time` also takes a signed year (`+2026-12-31`); a day here is written plainly.
+    if day.len() != 10 || !day.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
+        return Err(RegistryError::invalid(
+            field,
+            format!("{day:?} is not a calendar day written YYYY-MM-DD"),
+        ));
+    }
     Date::parse(day, DAY).map_err(|_| {
         RegistryError::invalid(
             field,

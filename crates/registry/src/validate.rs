@@ -208,6 +208,16 @@ pub fn upstream_url(field: &'static str, value: &str) -> Result<http::Uri, Regis
     if uri.host().is_none_or(str::is_empty) {
         return Err(RegistryError::invalid(field, "must name a host"));
     }
+    // `http` drops a port it cannot read (`:99999`) rather than refuse it.
+    if uri.authority().is_some_and(|a| {
+        a.as_str()
+            .rsplit(']')
+            .next()
+            .is_some_and(|tail| tail.contains(':'))
+            && a.port_u16().is_none()
+    }) {
+        return Err(RegistryError::invalid(field, "the port must be 1 to 65535"));
+    }
     if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
         return Err(RegistryError::invalid(
             field,
@@ -287,6 +297,9 @@ mod tests {
         assert!(version("version", "..").is_err());
         assert!(upstream_url("u", "http://127.0.0.1:9000/base").is_ok());
         assert!(upstream_url("u", "ftp://x").is_err());
+        assert!(upstream_url("u", "http://127.0.0.1:99999/x").is_err());
+        assert!(upstream_url("u", "http://[::1]:8080/x").is_ok());
+        assert!(upstream_url("u", "http://[::1]/x").is_ok());
         assert!(upstream_url("u", "http://x/?a=1").is_err());
         assert!(upstream_url("u", "not a url").is_err());
         assert!(upstream_url("u", "http://svc:pw@10.0.0.1/api").is_err());

@@ -55,6 +55,10 @@ pub async fn transition(
 ) -> Result<Json<Value>, ApiError> {
     let t: Transition = if body.iter().all(u8::is_ascii_whitespace) {
         Transition::default()
+    } else if !lgsp_registry::validate::is_json_object(&body) {
+        return Err(ApiError::invalid(
+            "the body must be a JSON object of the documented fields",
+        ));
     } else {
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::invalid(format!("malformed JSON: {e}")))?
@@ -263,7 +267,15 @@ pub async fn put_plan(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SubscriptionPlan {
+    /// Required, `null` included: a body without it must not clear the plan.
+    #[serde(deserialize_with = "present")]
     plan: Option<String>,
+}
+
+/// Takes a field that must be written, even as `null` (serde's own
+/// `Option` would take a missing field for `null`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Option::<String>::deserialize(d)
 }
 
 /// `PATCH /api/v1/subscriptions/{id}`: `{"plan": "…"}` or `{"plan": null}`.
