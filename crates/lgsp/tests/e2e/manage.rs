@@ -1094,6 +1094,16 @@ async fn quotas_run_out_and_say_so() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    // A body that does not name the plan leaves it alone.
+    let (status, body) = p
+        .admin_send(
+            Method::PATCH,
+            &format!("/api/v1/subscriptions/{sub_id}"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("plan"), "{body}");
     for _ in 0..3 {
         let resp = p
             .call(Method::GET, "/echo/1.0/q", &w.token)
